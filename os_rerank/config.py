@@ -1,0 +1,371 @@
+"""The configuration: strict pydantic models, loaded from one YAML file plus documented environment overrides.
+
+Precedence, highest first: environment variables > the YAML file > defaults. Secrets never live in the YAML:
+AWS credentials come from the boto3 chain, the OpenSearch password from OPENSEARCH_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .contracts import CONTRACT_NAMES
+from .errors import ConfigError
+
+# The environment variables that override the file, in the order the README documents them.
+ENV_OVERRIDES: dict[str, str] = {
+    "OPENSEARCH_URL": "opensearch.url",
+    "OPENSEARCH_USERNAME": "opensearch.auth.username (and auth.type basic)",
+    "OPENSEARCH_PASSWORD": "the basic-auth password (only ever from the environment)",
+    "AWS_REGION": "sagemaker.region, and opensearch.auth.region for aws_sigv4",
+    "AWS_PROFILE": "aws.profile",
+}
+
+# Keys that would put a secret in the file; each is refused with the place it should come from.
+_SECRET_KEYS = {
+    "password": "set OPENSEARCH_PASSWORD in the environment",
+    "access_key": "AWS credentials come from the boto3 chain (AWS_PROFILE, environment, instance role)",
+    "secret_key": "AWS credentials come from the boto3 chain (AWS_PROFILE, environment, instance role)",
+    "session_token": "AWS credentials come from the boto3 chain (AWS_PROFILE, environment, instance role)",
+    "aws_access_key_id": "AWS credentials come from the boto3 chain (AWS_PROFILE, environment, instance role)",
+    "aws_secret_access_key": "AWS credentials come from the boto3 chain (AWS_PROFILE, environment, instance role)",
+    "aws_session_token": "AWS credentials come from the boto3 chain (AWS_PROFILE, environment, instance role)",
+}
+
+_REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
+_ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+_INVOCATIONS_PATH = re.compile(r"/endpoints/([^/]+)/invocations$")
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+FieldType = Literal["text", "keyword"]
+_TEXT: FieldType = "text"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoAuth(_Strict):
+    type: Literal["none"] = "none"
+
+
+class BasicAuth(_Strict):
+    type: Literal["basic"]
+    username: NonEmpty = "admin"
+
+
+class SigV4Auth(_Strict):
+    type: Literal["aws_sigv4"]
+    region: Annotated[str, Field(pattern=_REGION)] | None = None
+    service: Literal["es", "aoss"] = "es"
+
+
+Auth = Annotated[NoAuth | BasicAuth | SigV4Auth, Field(discriminator="type")]
+
+
+class OpenSearchConfig(_Strict):
+    url: NonEmpty = "http://localhost:9200"
+    auth: Auth = NoAuth()
+    verify_certs: bool = True
+    ca_certs: Path | None = None
+    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
+        return v.rstrip("/")
+
+
+class SageMakerConfig(_Strict):
+    region: Annotated[str, Field(pattern=_REGION)]
+    endpoint_name: Annotated[str, Field(pattern=_ENDPOINT_NAME)] | None = None
+    # The full invocation URL the *connector* calls (from OpenSearch's point of view); by default the SageMaker
+    # runtime URL for region and endpoint_name.
+    endpoint_url: str | None = None
+    contract: Literal[CONTRACT_NAMES] = "hf-text-classification"  # type: ignore[valid-type]
+    # Base URL where os-rerank itself reaches a local SageMaker-compatible endpoint (`os-rerank serve`), given to
+    # boto3 as endpoint_url. In docker compose it differs from the host the connector uses.
+    local_endpoint_url: str | None = None
+    # Documents per endpoint call: the largest page `search --window` may send through the reranker.
+    max_batch: Annotated[int, Field(ge=1, le=1000)] = 100
+
+    @field_validator("endpoint_url", "local_endpoint_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
+        return v.rstrip("/") if v else v
+
+    @model_validator(mode="after")
+    def _name_known(self) -> SageMakerConfig:
+        if self.endpoint_name is None and self.endpoint_url is None:
+            raise ValueError("set endpoint_name (or endpoint_url, the full invocation URL)")
+        if self.endpoint_name is None and not _INVOCATIONS_PATH.search(str(self.endpoint_url)):
+            raise ValueError("endpoint_url must end in /endpoints/<name>/invocations, or set endpoint_name too")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The endpoint's name, as boto3's invoke_endpoint wants it."""
+        if self.endpoint_name:
+            return self.endpoint_name
+        match = _INVOCATIONS_PATH.search(str(self.endpoint_url))
+        assert match is not None  # guaranteed by _name_known
+        return match.group(1)
+
+    @property
+    def connector_url(self) -> str:
+        """The URL in the connector's predict action."""
+        if self.endpoint_url:
+            return self.endpoint_url
+        if self.local_endpoint_url:
+            return f"{self.local_endpoint_url}/endpoints/{self.name}/invocations"
+        suffix = ".amazonaws.com.cn" if self.region.startswith("cn-") else ".amazonaws.com"
+        return f"https://runtime.sagemaker.{self.region}{suffix}/endpoints/{self.name}/invocations"
+
+
+class ClientConfig(_Strict):
+    """The connector's HTTP client settings. Timeouts are in seconds here; render converts for ML Commons 2.13."""
+
+    connection_timeout: Annotated[int, Field(ge=1, le=3600)] = 10
+    read_timeout: Annotated[int, Field(ge=1, le=3600)] = 30
+    max_connection: Annotated[int, Field(ge=1, le=1000)] = 20
+    max_retry_times: Annotated[int, Field(ge=-1, le=100)] = 3
+    retry_backoff_policy: Literal["constant", "exponential_equal_jitter", "exponential_full_jitter"] = (
+        "exponential_full_jitter"
+    )
+    retry_backoff_millis: Annotated[int, Field(ge=0, le=60000)] = 200
+    retry_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+
+
+class ConnectorConfig(_Strict):
+    name: NonEmpty = "os-rerank sagemaker cross-encoder"
+    description: str = "SageMaker cross-encoder for the rerank search pipeline (managed by os-rerank)"
+    client_config: ClientConfig = ClientConfig()
+    # Amazon OpenSearch Service only: the connector holds this IAM role instead of keys.
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
+
+
+class ModelConfig(_Strict):
+    name: NonEmpty = "os-rerank cross-encoder"
+    description: str = "Remote cross-encoder for reranking (managed by os-rerank)"
+    # Model group to register into; created when missing. None lets ML Commons pick one named like the model.
+    group: NonEmpty | None = "os-rerank"
+
+
+class IndexConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-+]*$", max_length=255)] = "my-test-data"
+    # Field name -> mapping type of the text fields the sample documents carry.
+    fields: dict[NonEmpty, FieldType] = Field(default_factory=lambda: {"passage_text": _TEXT})
+    # JSONL file of sample documents (one JSON object per line), relative to the config file. None: the four
+    # passages of the OpenSearch cross-encoder tutorial.
+    documents: Path | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _some_fields(cls, v: dict[str, FieldType]) -> dict[str, FieldType]:
+        if not v:
+            raise ValueError("needs at least one field")
+        return v
+
+
+class PipelineConfig(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] = "rerank_pipeline_sagemaker"
+    description: str = "Rerank with a SageMaker cross-encoder (managed by os-rerank)"
+    document_fields: Annotated[list[NonEmpty], Field(min_length=1, max_length=50)] = Field(
+        default_factory=lambda: ["passage_text"]
+    )
+    ignore_failure: bool = False
+
+
+class VerifyConfig(_Strict):
+    """The probe `verify` sends, and what it expects back."""
+
+    query: NonEmpty = "What is the capital of the United States?"
+    # Must be the top hit of the sample index for `query` after reranking; None skips that check.
+    expected_top: str | None = "Washington, D.C."
+    # Largest difference allowed between a score through OpenSearch (FLOAT32) and straight from the endpoint.
+    tolerance: Annotated[float, Field(gt=0, le=1)] = 1e-4
+
+
+class AwsConfig(_Strict):
+    profile: NonEmpty | None = None
+
+
+class Config(_Strict):
+    opensearch: OpenSearchConfig = OpenSearchConfig()
+    sagemaker: SageMakerConfig
+    connector: ConnectorConfig = ConnectorConfig()
+    model: ModelConfig = ModelConfig()
+    index: IndexConfig = IndexConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    verify: VerifyConfig = VerifyConfig()
+    aws: AwsConfig = AwsConfig()
+    # Not from the YAML: where it came from, and the password from the environment.
+    source: Path = Field(default=Path("config.yaml"), exclude=True)
+    password: SecretStr | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> Config:
+        missing = [f for f in self.pipeline.document_fields if f not in self.index.fields]
+        if missing and self.index.documents is None:
+            raise ValueError(
+                f"pipeline.document_fields {missing} are not in index.fields {sorted(self.index.fields)}"
+            )
+        return self
+
+    @property
+    def documents_path(self) -> Path | None:
+        """The sample documents file, resolved against the config file's folder."""
+        if self.index.documents is None:
+            return None
+        return self.index.documents if self.index.documents.is_absolute() else self.source.parent / self.index.documents
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """The validated Config from the YAML file at `path` with `env` overrides; ConfigError lists every problem."""
+    path = Path(path)
+    name = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"], fix="pass --config with the path of your config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{name}:1: expected a mapping of sections (opensearch, sagemaker, ...) at the top"])
+    lines = _line_index(node)
+    problems = _secret_problems(data, name, lines)
+    if problems:
+        raise ConfigError(problems)
+    data, password = _apply_env(data, dict(env or {}))
+    try:
+        config = Config.model_validate({**data, "source": path, "password": password})
+    except ValidationError as exc:
+        raise ConfigError([_format_error(err, name, lines) for err in exc.errors()]) from None
+    return config
+
+
+def _apply_env(data: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any], SecretStr | None]:
+    """The YAML data with environment overrides applied (env wins), and the password if one is set."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    opensearch = data.setdefault("opensearch", {})
+    if not isinstance(opensearch, dict):
+        return data, None  # the model reports the wrong type with its path
+    if env.get("OPENSEARCH_URL"):
+        opensearch["url"] = env["OPENSEARCH_URL"]
+    auth = opensearch.get("auth")
+    auth = dict(auth) if isinstance(auth, dict) else ({} if auth is None else auth)
+    if env.get("OPENSEARCH_USERNAME") and isinstance(auth, dict):
+        auth["type"] = "basic"
+        auth["username"] = env["OPENSEARCH_USERNAME"]
+    if env.get("AWS_REGION") and isinstance(auth, dict) and auth.get("type") == "aws_sigv4":
+        auth["region"] = env["AWS_REGION"]
+    if auth:
+        opensearch["auth"] = auth
+    sagemaker = data.get("sagemaker")
+    if env.get("AWS_REGION"):
+        if sagemaker is None:
+            sagemaker = data["sagemaker"] = {}
+        if isinstance(sagemaker, dict):
+            sagemaker["region"] = env["AWS_REGION"]
+    if env.get("AWS_PROFILE"):
+        aws = data.setdefault("aws", {})
+        if isinstance(aws, dict):
+            aws["profile"] = env["AWS_PROFILE"]
+    password = SecretStr(env["OPENSEARCH_PASSWORD"]) if env.get("OPENSEARCH_PASSWORD") else None
+    return data, password
+
+
+def _line_index(node: yaml.Node | None) -> dict[tuple[str, ...], int]:
+    """1-based line of every mapping key path in the YAML document."""
+    out: dict[tuple[str, ...], int] = {}
+
+    def walk(n: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                sub = (*path, str(key.value))
+                out[sub] = key.start_mark.line + 1
+                walk(value, sub)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                out[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    if node is not None:
+        walk(node, ())
+    return out
+
+
+def _secret_problems(data: Any, name: str, lines: dict[tuple[str, ...], int], path: tuple[str, ...] = ()) -> list[str]:
+    problems: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            sub = (*path, str(key))
+            if str(key).lower() in _SECRET_KEYS:
+                where = f"{name}:{lines[sub]}" if sub in lines else name
+                problems.append(
+                    f"{where}: {'.'.join(sub)}: secrets are never read from the config file; "
+                    f"{_SECRET_KEYS[str(key).lower()]}"
+                )
+            else:
+                problems.extend(_secret_problems(value, name, lines, sub))
+    return problems
+
+
+def _format_error(err: Any, name: str, lines: dict[tuple[str, ...], int]) -> str:
+    """One line for one pydantic error: `file[:line]: dotted.path: message`."""
+    loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"none", "basic", "aws_sigv4"})]
+    kind = err["type"]
+    # A tagged union reports the tag in the location; it is noise for a reader.
+    path = tuple(loc)
+    line = None
+    for cut in range(len(path), 0, -1):
+        if path[:cut] in lines:
+            line = lines[path[:cut]]
+            break
+    where = f"{name}:{line}" if line is not None and kind != "missing" else name
+    dotted = ".".join(loc) or "(top level)"
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        message = "field required"
+    elif kind == "extra_forbidden":
+        message = "unknown field"
+    elif kind == "literal_error":
+        message = f"must be one of {ctx.get('expected', '')}"
+    elif kind == "union_tag_invalid":
+        message = f"type must be one of {ctx.get('expected_tags', '')}"
+    elif kind == "union_tag_not_found":
+        message = "needs a 'type' (none, basic or aws_sigv4)"
+    elif kind == "string_pattern_mismatch":
+        message = f"invalid value {err.get('input')!r}"
+    elif kind in {"value_error", "assertion_error"}:
+        message = str(ctx.get("error", err["msg"]))
+    else:
+        message = err["msg"][0].lower() + err["msg"][1:]
+    return f"{where}: {dotted}: {message}"

@@ -1,0 +1,1 @@
+"""The local SageMaker-compatible endpoint (`os-rerank serve`). Imports `os_rerank.contracts` only."""
