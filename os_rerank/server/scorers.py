@@ -1,0 +1,273 @@
+"""Scorers: turn (query, document) pairs into relevance scores, in input order.
+
+Two kinds, one interface (`Scorer.score(pairs) -> list[float]`, `Scorer.name`):
+
+* `CrossEncoderScorer` loads a Hugging Face sequence-classification model from a local directory (never the hub:
+  `local_files_only=True`). One logit (the MS MARCO cross-encoders) -> sigmoid of it, which is what the stock
+  SageMaker HF container's text-classification pipeline returns for such a model. Two labels -> softmax probability
+  of label 1 (label 1 is "relevant" in every two-label reranker we know of). Any other label count is refused.
+  Pairs are truncated to `max_length` tokens, cutting the document (`only_second`) and falling back to
+  `longest_first` for a pair whose query alone does not fit. Speed: pairs are tokenized once, sorted by length and
+  padded per mini-batch, under `torch.inference_mode`; `quantize="int8"` applies dynamic int8 quantization to the
+  Linear layers and `quantize="bf16"` runs them in bfloat16 (both change scores slightly; measure the ranking with
+  bench/serve_bench.py before trusting them).
+* `LexicalScorer` needs no weights and never imports torch, so demos and tests run end to end anywhere. See its
+  docstring for the function.
+
+Scorers are not thread-safe; the server serializes calls.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+Pair = tuple[str, str]
+
+QUANTIZE_CHOICES = ("none", "int8", "bf16")
+
+
+class ScorerError(Exception):
+    """A scorer cannot be built (missing files, unsupported model); the message says what to fix."""
+
+
+class Scorer(Protocol):
+    """Anything that scores pairs: `name` says what it is (shown on /ping and at start-up)."""
+
+    name: str
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]: ...
+
+
+# --- the lexical scorer -------------------------------------------------------------------------------------------
+
+# Scripts written without spaces between words (or, for Hangul, with particles glued to the noun): a word token
+# from them also yields its character bigrams, so "수도는" still matches "수도".
+_BIGRAM_SCRIPTS = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens of `text`: maximal runs of letters, digits and combining marks (NFKC, casefolded).
+
+    Combining marks count as word characters so that Devanagari vowel signs and viramas stay inside their word
+    (Python's `\\w` would split "हिन्दी"). Tokens in Hangul, kana or Han also contribute their character bigrams.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    words: list[str] = []
+    current: list[str] = []
+    for ch in text:
+        if unicodedata.category(ch)[0] in "LNM":
+            current.append(ch)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    out: list[str] = []
+    for word in words:
+        out.append(word)
+        if len(word) > 2 and _BIGRAM_SCRIPTS.search(word):
+            out.extend(word[i : i + 2] for i in range(len(word) - 1))
+    return out
+
+
+class LexicalScorer:
+    """A deterministic BM25 relevance function with an ordered-bigram feature, squashed into [0, 1).
+
+    For each pair: `raw = BM25(query unigrams) + bigram_weight * BM25(query's adjacent word pairs)`, where the
+    document statistics (document frequency for idf, average length) are taken over the distinct documents of the
+    request: a term found in every document of the batch ("the", "of", "capital" among four passages about
+    capitals) carries little weight, which is how idf down-weights query stopwords without a language-specific
+    stopword list. The ordered-bigram term is the "sequential dependence" idea (Metzler & Croft, 2005): a passage
+    containing the query's phrases in order ("capital of the united states") beats one that merely repeats single
+    query words. The score is `raw / (1 + raw)`: 0 for no overlap, monotone in `raw`, never 1.
+
+    A pair's score therefore depends on the other documents in the same request (as idf does in any search
+    engine); scoring the same request twice gives the same answer.
+    """
+
+    name = "lexical (BM25 + ordered bigrams over the request's documents; no model weights)"
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75, bigram_weight: float = 1.0) -> None:
+        self.k1 = k1
+        self.b = b
+        self.bigram_weight = bigram_weight
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        docs: dict[str, tuple[Counter[str], Counter[str], int]] = {}
+        for _, doc in pairs:
+            if doc not in docs:
+                words = tokenize(doc)
+                docs[doc] = (Counter(words), Counter(_bigrams(words)), len(words))
+        n_docs = len(docs)
+        avg_len = (sum(length for _, _, length in docs.values()) / n_docs) if n_docs else 0.0
+        df_uni = _document_frequency(uni for uni, _, _ in docs.values())
+        df_bi = _document_frequency(bi for _, bi, _ in docs.values())
+        out = []
+        for query, doc in pairs:
+            q_words = tokenize(query)
+            uni, bi, length = docs[doc]
+            norm = self.k1 * (1 - self.b + self.b * length / avg_len) if avg_len else self.k1
+            raw = self._bm25(set(q_words), uni, df_uni, n_docs, norm)
+            raw += self.bigram_weight * self._bm25(set(_bigrams(q_words)), bi, df_bi, n_docs, norm)
+            out.append(raw / (1.0 + raw))
+        return out
+
+    def _bm25(self, terms: set[Any], tf: Counter[Any], df: Counter[Any], n_docs: int, norm: float) -> float:
+        total = 0.0
+        for term in terms:
+            f = tf.get(term, 0)
+            if f:
+                idf = math.log(1.0 + (n_docs - df[term] + 0.5) / (df[term] + 0.5))
+                total += idf * f * (self.k1 + 1) / (f + norm)
+        return total
+
+
+def _bigrams(words: Sequence[str]) -> list[tuple[str, str]]:
+    return list(zip(words, words[1:]))
+
+
+def _document_frequency(counters: Iterable[Counter[Any]]) -> Counter[Any]:
+    df: Counter[Any] = Counter()
+    for c in counters:
+        df.update(c.keys())
+    return df
+
+
+# --- the cross-encoder ---------------------------------------------------------------------------------------------
+
+
+class CrossEncoderScorer:
+    """A sequence-classification cross-encoder loaded from the local directory `path` (config, weights, tokenizer)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_length: int = 512,
+        batch_size: int = 32,
+        quantize: str = "none",
+        threads: int | None = None,
+    ) -> None:
+        if quantize not in QUANTIZE_CHOICES:
+            raise ScorerError(f"quantize: expected one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
+        if max_length < 8:
+            raise ScorerError(f"max_length: expected at least 8 tokens, got {max_length}")
+        model_dir = Path(path)
+        if not (model_dir / "config.json").is_file():
+            raise ScorerError(f"{model_dir}: no config.json; expected a directory saved with save_pretrained()")
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True)
+        model.eval()
+        self.num_labels = int(model.config.num_labels)
+        if self.num_labels not in (1, 2):
+            raise ScorerError(
+                f"{model_dir}: the model has {self.num_labels} labels; a cross-encoder needs 1 (a relevance logit) "
+                "or 2 (label 1 = relevant)"
+            )
+        if quantize == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self.quantize = quantize
+        model_max = getattr(self.tokenizer, "model_max_length", None)
+        positions = getattr(model.config, "max_position_embeddings", None)
+        limits = [n for n in (max_length, model_max, positions) if isinstance(n, int) and n > 0]
+        self.max_length = min(limits)
+        self.batch_size = batch_size
+        head = "sigmoid of 1 logit" if self.num_labels == 1 else "softmax P(label 1) of 2 labels"
+        suffix = "" if quantize == "none" else f", {quantize}"
+        self.name = f"cross-encoder {model_dir.name} ({head}, max {self.max_length} tokens{suffix})"
+
+    def encode(self, pairs: Sequence[Pair]) -> list[dict[str, list[int]]]:
+        """Token ids of each pair, truncated to max_length (document first; both sides if the query is too long)."""
+        queries = [q for q, _ in pairs]
+        docs = [d for _, d in pairs]
+        try:
+            enc = self.tokenizer(queries, docs, truncation="only_second", max_length=self.max_length)
+            return _rows(enc, len(pairs))
+        except Exception:  # the tokenizers library raises a bare Exception when the query alone is too long
+            pass
+        rows = []
+        for q, d in pairs:
+            try:
+                enc = self.tokenizer([q], [d], truncation="only_second", max_length=self.max_length)
+            except Exception:
+                enc = self.tokenizer([q], [d], truncation="longest_first", max_length=self.max_length)
+            rows.extend(_rows(enc, 1))
+        return rows
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        torch = self._torch
+        if not pairs:
+            return []
+        rows = self.encode(pairs)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
+        pad_id = self.tokenizer.pad_token_id or 0
+        scores = [0.0] * len(rows)
+        with torch.inference_mode(), _autocast(torch, self.quantize):
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                width = len(rows[chunk[0]]["input_ids"])
+                batch: dict[str, Any] = {}
+                for key in rows[chunk[0]]:
+                    fill = pad_id if key == "input_ids" else 0
+                    tensor = torch.full((len(chunk), width), fill, dtype=torch.long)
+                    for r, i in enumerate(chunk):
+                        ids = rows[i][key]
+                        tensor[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                    batch[key] = tensor
+                logits = self.model(**batch).logits.float()
+                if self.num_labels == 1:
+                    probs = torch.sigmoid(logits[:, 0])
+                else:
+                    probs = torch.softmax(logits, dim=-1)[:, 1]
+                for i, p in zip(chunk, probs.tolist()):
+                    scores[i] = float(p)
+        return scores
+
+
+def _rows(enc: Any, n: int) -> list[dict[str, list[int]]]:
+    keys = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
+    return [{k: list(enc[k][i]) for k in keys} for i in range(n)]
+
+
+def _autocast(torch: Any, quantize: str) -> Any:
+    import contextlib
+
+    if quantize == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def load_scorer(
+    model: str | os.PathLike[str] | None,
+    *,
+    max_length: int = 512,
+    batch_size: int = 32,
+    quantize: str = "none",
+    threads: int | None = None,
+) -> Scorer:
+    """A CrossEncoderScorer for the model directory `model`, or the LexicalScorer when `model` is None."""
+    if model is None:
+        return LexicalScorer()
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ScorerError(
+            f"--model needs torch and transformers ({exc}); install the extra: pip install 'os-rerank[serve]', "
+            "or leave --model out to use the lexical scorer"
+        ) from exc
+    return CrossEncoderScorer(model, max_length=max_length, batch_size=batch_size, quantize=quantize, threads=threads)
