@@ -220,15 +220,6 @@ class Config(_Strict):
     source: Path = Field(default=Path("config.yaml"), exclude=True)
     password: SecretStr | None = Field(default=None, exclude=True)
 
-    @model_validator(mode="after")
-    def _fields_exist(self) -> Config:
-        missing = [f for f in self.pipeline.document_fields if f not in self.index.fields]
-        if missing and self.index.documents is None:
-            raise ValueError(
-                f"pipeline.document_fields {missing} are not in index.fields {sorted(self.index.fields)}"
-            )
-        return self
-
     @property
     def documents_path(self) -> Path | None:
         """The sample documents file, resolved against the config file's folder."""
@@ -268,7 +259,21 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         config = Config.model_validate({**data, "source": path, "password": password})
     except ValidationError as exc:
         raise ConfigError([_format_error(err, name, lines) for err in exc.errors()]) from None
+    problems = _cross_problems(config, name, lines)
+    if problems:
+        raise ConfigError(problems)
     return config
+
+
+def _cross_problems(config: Config, name: str, lines: dict[tuple[str, ...], int]) -> list[str]:
+    """Problems that span sections, each placed at the field a user should change."""
+    missing = [f for f in config.pipeline.document_fields if f not in config.index.fields]
+    if not missing:
+        return []
+    path = ("pipeline", "document_fields")
+    where = f"{name}:{lines[path]}" if path in lines else name
+    known = ", ".join(config.index.fields)
+    return [f"{where}: pipeline.document_fields: {', '.join(missing)} not in index.fields ({known})"]
 
 
 def _apply_env(data: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any], SecretStr | None]:
@@ -362,6 +367,8 @@ def _format_error(err: Any, name: str, lines: dict[tuple[str, ...], int]) -> str
         message = f"type must be one of {ctx.get('expected_tags', '')}"
     elif kind == "union_tag_not_found":
         message = "needs a 'type' (none, basic or aws_sigv4)"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"expected a mapping of fields, got {type(err.get('input')).__name__}"
     elif kind == "string_pattern_mismatch":
         message = f"invalid value {err.get('input')!r}"
     elif kind in {"value_error", "assertion_error"}:
