@@ -100,7 +100,7 @@ class LexicalScorer:
         self.bigram_weight = bigram_weight
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        docs: dict[str, tuple[Counter[str], Counter[str], int]] = {}
+        docs: dict[str, tuple[Counter[str], Counter[tuple[str, str]], int]] = {}
         for _, doc in pairs:
             if doc not in docs:
                 words = tokenize(doc)
@@ -130,7 +130,7 @@ class LexicalScorer:
 
 
 def _bigrams(words: Sequence[str]) -> list[tuple[str, str]]:
-    return list(zip(words, words[1:]))
+    return list(zip(words, words[1:], strict=False))
 
 
 def _document_frequency(counters: Iterable[Counter[Any]]) -> Counter[Any]:
@@ -229,11 +229,8 @@ class CrossEncoderScorer:
                         tensor[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
                     batch[key] = tensor
                 logits = self.model(**batch).logits.float()
-                if self.num_labels == 1:
-                    probs = torch.sigmoid(logits[:, 0])
-                else:
-                    probs = torch.softmax(logits, dim=-1)[:, 1]
-                for i, p in zip(chunk, probs.tolist()):
+                probs = torch.sigmoid(logits[:, 0]) if self.num_labels == 1 else torch.softmax(logits, -1)[:, 1]
+                for i, p in zip(chunk, probs.tolist(), strict=True):
                     scores[i] = float(p)
         return scores
 
