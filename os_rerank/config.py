@@ -24,6 +24,7 @@ from pydantic import (
 
 from .contracts import CONTRACT_NAMES
 from .errors import ConfigError
+from .presets import PRESET_NAMES
 
 # The environment variables that override the file, in the order the README documents them.
 ENV_OVERRIDES: dict[str, str] = {
@@ -207,6 +208,54 @@ class AwsConfig(_Strict):
     profile: NonEmpty | None = None
 
 
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+class AutoscalingConfig(_Strict):
+    """Target tracking on SageMakerVariantInvocationsPerInstance (invocations per instance per minute)."""
+
+    min: Annotated[int, Field(ge=1, le=100)] = 1
+    max: Annotated[int, Field(ge=1, le=100)] = 2
+    target_invocations_per_instance: Annotated[float, Field(gt=0)] = 100.0
+    scale_in_cooldown: Annotated[int, Field(ge=0, le=86400)] = 300
+    scale_out_cooldown: Annotated[int, Field(ge=0, le=86400)] = 60
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class DeployConfig(_Strict):
+    """What `os-rerank endpoint deploy` puts on SageMaker under sagemaker.endpoint_name (see presets.py)."""
+
+    preset: Literal[PRESET_NAMES] | None = None  # type: ignore[valid-type]
+    hf_model_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")] | None = None
+    # Default: the Hugging Face PyTorch inference image for the region (aws_endpoint.default_image_uri).
+    image_uri: NonEmpty | None = None
+    # Default: the preset's instance type, else ml.m5.xlarge.
+    instance_type: Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")] | None = None
+    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
+    # The role SageMaker assumes to pull the image and write logs; checked when `endpoint deploy` runs.
+    execution_role_arn: str | None = None
+    autoscaling: AutoscalingConfig | None = None
+    variant_name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = "AllTraffic"
+
+    @field_validator("execution_role_arn")
+    @classmethod
+    def _role_arn(cls, v: str | None) -> str | None:
+        if v is not None and not _ROLE_ARN.match(v):
+            raise ValueError(f"expected an IAM role ARN like arn:aws:iam::123456789012:role/NAME, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_model(self) -> DeployConfig:
+        if (self.preset is None) == (self.hf_model_id is None):
+            raise ValueError(f"set exactly one of preset ({', '.join(PRESET_NAMES)}) or hf_model_id")
+        return self
+
+
 class Config(_Strict):
     opensearch: OpenSearchConfig = OpenSearchConfig()
     sagemaker: SageMakerConfig
@@ -216,6 +265,7 @@ class Config(_Strict):
     pipeline: PipelineConfig = PipelineConfig()
     verify: VerifyConfig = VerifyConfig()
     aws: AwsConfig = AwsConfig()
+    deploy: DeployConfig | None = None
     # Not from the YAML: where it came from, and the password from the environment.
     source: Path = Field(default=Path("config.yaml"), exclude=True)
     password: SecretStr | None = Field(default=None, exclude=True)
