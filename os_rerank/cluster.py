@@ -11,6 +11,7 @@ Every request os-rerank makes to OpenSearch goes through `Cluster.request`, whic
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -158,7 +159,13 @@ def error_reason(info: Any) -> str:
 
 
 def _short(exc: Exception) -> str:
-    text = " ".join(str(getattr(exc, "error", "") or exc).split())
+    """The operative cause of a transport failure ("Connection refused", "timed out"), not urllib3's whole chain."""
+    text = " ".join(str(getattr(exc, "info", "") or getattr(exc, "error", "") or exc).split())
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if "timed out" in text.lower():
+        return "timed out"
     return text[:200]
 
 
