@@ -83,7 +83,59 @@ _cmd_eval = _not_built("eval")
 
 # --- the local endpoint (issue 3) -----------------------------------------------------------------------------------
 
-_cmd_serve = _not_built("serve")
+SERVE_KEY_ID_ENV = "OS_RERANK_SERVE_ACCESS_KEY_ID"
+SERVE_SECRET_ENV = "OS_RERANK_SERVE_SECRET_ACCESS_KEY"
+SERVE_MODEL_ENV = "OS_RERANK_SERVE_MODEL"
+
+
+def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
+    import logging
+
+    from .contracts import get_contract
+    from .server.app import EndpointServer
+    from .server.scorers import ScorerError, load_scorer
+
+    key_id = args.access_key_id or env.environ.get(SERVE_KEY_ID_ENV)
+    secret = env.environ.get(SERVE_SECRET_ENV)
+    if bool(key_id) != bool(secret):
+        raise OsRerankError("SigV4 needs both an access key id and its secret",
+                            fix=f"set {SERVE_SECRET_ENV} together with --access-key-id / {SERVE_KEY_ID_ENV}")
+    if secret:
+        env.secrets.add(secret)
+    model = args.model or env.environ.get(SERVE_MODEL_ENV) or None
+    try:
+        scorer = load_scorer(model, max_length=args.max_length, batch_size=args.batch_size,
+                             quantize=args.quantize, threads=args.threads)
+    except ScorerError as exc:
+        raise OsRerankError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out") from exc
+    try:
+        server = EndpointServer(get_contract(args.contract), scorer, host=args.host, port=args.port,
+                                endpoint_name=args.endpoint_name,
+                                credentials={key_id: secret} if key_id and secret else None,
+                                max_body_bytes=args.max_body_bytes, record_path=args.record)
+    except OSError as exc:
+        raise OsRerankError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+                            fix="pick another --port, or stop what is using this one") from exc
+    handler = logging.StreamHandler(env.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    server_log = logging.getLogger("os_rerank.server")
+    server_log.addHandler(handler)
+    server_log.setLevel(logging.INFO)
+    env.out(f"scorer    {scorer.name}")
+    extra = server.contract.extra_path
+    env.out(f"contract  {args.contract} (POST /invocations{', ' + extra if extra else ''})")
+    env.out(f"endpoint  POST /endpoints/{args.endpoint_name}/invocations")
+    env.out(f"sigv4     verified for access key {key_id}" if key_id else
+            f"sigv4     NOT verified (set {SERVE_KEY_ID_ENV} and {SERVE_SECRET_ENV} to verify)")
+    if args.record:
+        env.out(f"record    appending each request body to {args.record}")
+    env.out(f"listening on {server.url}")
+    env.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server_log.removeHandler(handler)
+    return EXIT_OK
 
 # --- the AWS side (issue 7) -----------------------------------------------------------------------------------------
 
@@ -161,6 +213,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint")
     p.add_argument("--contract", default="hf-text-classification", choices=CONTRACT_NAMES)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: 8080)")
+    p.add_argument("--model", metavar="DIR", default=None,
+                   help=f"a local cross-encoder directory (save_pretrained layout; env {SERVE_MODEL_ENV}); "
+                   "without it, the lexical scorer (no weights, no torch)")
+    p.add_argument("--endpoint-name", default="os-rerank-cross-encoder", metavar="NAME",
+                   help="the name answered on /endpoints/NAME/invocations (default: os-rerank-cross-encoder)")
+    p.add_argument("--max-length", type=int, default=512, metavar="TOKENS",
+                   help="truncate each pair to this many tokens (default: 512)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs per forward pass (default: 32)")
+    p.add_argument("--quantize", default="none", choices=["none", "int8", "bf16"],
+                   help="dynamic int8 or bfloat16 inference (faster; scores change slightly)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: torch's own, one per core)")
+    p.add_argument("--max-body-bytes", type=int, default=6 * 1024 * 1024, metavar="BYTES",
+                   help="refuse larger bodies with 413 (default: 6291456, SageMaker's limit)")
+    p.add_argument("--access-key-id", default=None, metavar="AKID",
+                   help=f"verify SigV4 for this key id (or env {SERVE_KEY_ID_ENV}); the secret comes only from "
+                   f"env {SERVE_SECRET_ENV}. Without a key, signatures are not checked")
+    p.add_argument("--record", default=None, metavar="FILE",
+                   help="append every request body received to FILE as a JSON line")
+    # SageMaker starts a bring-your-own container as `docker run IMAGE serve`: accept that word and ignore it.
+    p.add_argument("sagemaker_serve", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
 
     p = command("endpoint", _cmd_endpoint, "deploy, inspect or delete the SageMaker endpoint")
     _add_config(p)
