@@ -78,7 +78,28 @@ _cmd_teardown = _not_built("teardown")
 
 # --- search / eval (issue 5) ----------------------------------------------------------------------------------------
 
-_cmd_search = _not_built("search")
+
+
+def _cmd_search(args: argparse.Namespace, env: Env) -> int:
+    from .cluster import connect
+    from .output import print_json
+    from .search import format_search, load_query_json, run_search
+
+    config = _config(args, env)
+    query, base = load_query_json(args.query_json) if args.query_json else (None, None)
+    result = run_search(
+        connect(config), config, args.query, size=args.size, window=args.window, min_score=args.min_score,
+        query=query, base=base, compare=args.compare,
+    )
+    if args.json:
+        print_json(env, result.to_json())
+        return EXIT_OK
+    for note in result.notes:
+        env.err(f"os-rerank: note: {note}")
+    env.out(format_search(result, config.pipeline.document_fields))
+    return EXIT_OK
+
+
 _cmd_eval = _not_built("eval")
 
 # --- the local endpoint (issue 3) -----------------------------------------------------------------------------------
@@ -205,7 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("search", _cmd_search, "search through the rerank pipeline and show the reranked hits")
     _add_config(p)
     _add_json(p)
-    p.add_argument("query", help="the query text")
+    p.add_argument("query", help="the query text (also sent to the reranker as ext.rerank.query_context)")
+    p.add_argument("--size", "-n", type=int, default=5, metavar="N", help="hits to show (default 5)")
+    p.add_argument("--window", "-k", type=int, metavar="K",
+                   help="hits to rerank, at most sagemaker.max_batch (default: max(4N, 20), capped at max_batch)")
+    p.add_argument("--min-score", type=float, metavar="S", help="hide hits whose (reranked) score is below S")
+    p.add_argument("--compare", action="store_true",
+                   help="also run the query without the pipeline and show each hit's rank before reranking")
+    p.add_argument("--query-json", metavar="FILE",
+                   help="first-stage query DSL: a JSON file holding the `query` object or a whole search body "
+                   "(default: match on pipeline.document_fields)")
 
     p = command("eval", _cmd_eval, "measure what reranking buys: nDCG, MRR, recall and latency")
     _add_config(p)
