@@ -224,8 +224,11 @@ class EndpointServer:
                     line["body"] = request.body.decode("utf-8")
                 except UnicodeDecodeError:
                     line["body_base64"] = base64.b64encode(request.body).decode()
+                text = json.dumps(line, ensure_ascii=False)
+                # Keep one record per line for readers that split on every Unicode line break, not just \n.
+                text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
                 with self.record_path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+                    fh.write(text + "\n")
 
     def _take_fault(self) -> Reply | None:
         with self._state_lock:
@@ -353,6 +356,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         pass  # one line per request is logged by _send instead
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol errors the stdlib detects (bad request line, headers too long) in SageMaker's JSON shape."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # unparseable request line: still answer with a status line
+            self.request_version = "HTTP/1.1"
+        text = message or self.responses.get(code, ("error",))[0]
+        self._send(error_reply(code, text, "BadRequest" if code < 500 else "InternalFailure"), time.perf_counter())
+
     def do_GET(self) -> None:
         started = time.perf_counter()
         endpoint = self.server.endpoint
@@ -455,7 +466,8 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             ms = (time.perf_counter() - started) * 1000
             pairs = "-" if reply.pairs is None else reply.pairs
-            logger.info("%s %s %d pairs=%s %.1fms", self.command, self.path, reply.status, pairs, ms)
+            method, path = self.command or "-", getattr(self, "path", "-")
+            logger.info("%s %s %d pairs=%s %.1fms", method, path, reply.status, pairs, ms)
 
 
 def _runtime_endpoint_name(path: str) -> str | None:
