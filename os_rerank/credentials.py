@@ -56,3 +56,62 @@ def connector_credential(config: Config) -> ConnectorCredential:
         values["session_token"] = frozen.token
     expiry = getattr(credentials, "_expiry_time", None)  # set by refreshable (STS / SSO / instance) credentials
     return ConnectorCredential(values, temporary=bool(frozen.token), expires=expiry)
+
+
+def credential_warnings(
+    cred: ConnectorCredential, *, now: datetime | None = None, aws_managed: bool | None = None
+) -> list[str]:
+    """Warnings to print at setup about the connector's credential: temporary keys, their expiry, role ARN mode.
+
+    `aws_managed` says whether the cluster is an Amazon OpenSearch Service domain (opensearch.auth.type aws_sigv4);
+    None when unknown. Empty for long-lived keys.
+    """
+    if "roleArn" in cred.values:
+        if aws_managed:
+            return []
+        if aws_managed is False:
+            return [
+                "connector.role_arn: the connector holds an IAM role ARN, which only Amazon OpenSearch Service "
+                "understands; self-managed OpenSearch refuses it with `Missing credential` (use the boto3 chain's "
+                "keys instead: remove connector.role_arn)"
+            ]
+        return [
+            "connector.role_arn: role ARN mode works on Amazon OpenSearch Service domains only; self-managed "
+            "OpenSearch refuses it with `Missing credential`"
+        ]
+    if not cred.temporary:
+        return []
+    when = _expiry_text(cred.expires, now)
+    return [
+        "the connector's AWS credentials are temporary (they carry a session token): the connector stops reaching "
+        f"SageMaker when they expire{when}; run `os-rerank rotate-credentials` before then, or give it long-lived "
+        "IAM user keys (or connector.role_arn on Amazon OpenSearch Service)"
+    ]
+
+
+def _expiry_text(expires: datetime | None, now: datetime | None) -> str:
+    if expires is None:
+        return " (their expiry is not known)"
+    from datetime import timezone
+
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    left = (expires - now).total_seconds()
+    stamp = expires.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if left <= 0:
+        return f", and they already expired at {stamp}"
+    hours, minutes = int(left // 3600), int(left % 3600 // 60)
+    return f", at {stamp} (in {hours}h{minutes:02d}m)"
+
+
+def is_aws_managed(config: Config) -> bool | None:
+    """Whether config.opensearch is an Amazon OpenSearch Service domain: by SigV4 auth or host; None if unsure."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(config.opensearch.url).hostname or "").lower()
+    if config.opensearch.auth.type == "aws_sigv4" or host.endswith((".es.amazonaws.com", ".aoss.amazonaws.com")):
+        return True
+    if host in ("localhost", "127.0.0.1", "::1", "opensearch") or "." not in host:
+        return False
+    return None

@@ -1,0 +1,718 @@
+"""The SageMaker endpoint itself: deploy, inspect and delete it with boto3 (no SageMaker SDK).
+
+`endpoint deploy` is idempotent by name. It reads the endpoint, its endpoint config and model; when their settings
+(image, environment, role, instance type and count, variant) already match the config, it writes nothing. A new
+endpoint gets a model, an endpoint config and the endpoint; a changed one gets a new model and/or endpoint config,
+named `<endpoint>-<content hash>`, and an `UpdateEndpoint` (SageMaker never changes an endpoint config in place).
+Progress flows through `on_event`; every AWS operation sent is recorded in `AwsClients.calls` so tests can count
+writes the way the cluster wrapper does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import AutoscalingConfig, Config
+from .errors import AwsError, ConfigError
+from .presets import PRESETS, contract_warnings
+
+OnEvent = Callable[[str], None]
+
+# The Hugging Face PyTorch inference DLC the seeds deploy with the SageMaker SDK (transformers 4.37.0, PyTorch
+# 2.1.0, py310). Tags and registries follow the SageMaker SDK's image_uri_config/huggingface.json; the GPU image is
+# built on CUDA 11.8 / Ubuntu 20.04, the CPU one on Ubuntu 22.04.
+HF_TRANSFORMERS_VERSION = "4.37.0"
+HF_PYTORCH_VERSION = "2.1.0"
+HF_PY_VERSION = "py310"
+_OS_TAG = {"cpu": "ubuntu22.04", "gpu": "cu118-ubuntu20.04"}
+_DEFAULT_REGISTRY = "763104351884"
+# Regions whose Deep Learning Containers live in another account than 763104351884.
+_REGISTRIES = {
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-northeast-3": "364406365360",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ca-west-1": "204538143572",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "us-gov-east-1": "446045086412",
+    "us-gov-west-1": "442386744353",
+}
+DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+_GPU_FAMILIES = ("ml.g", "ml.p")
+_NEURON_FAMILIES = ("ml.inf", "ml.trn")
+_SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+_SETTLED = {"InService", "Failed", "OutOfService"}
+_READ_PREFIXES = ("Describe", "List", "Get")
+
+POLL_SECONDS = 15.0
+TIMEOUT_SECONDS = 1800.0
+
+
+def default_image_uri(region: str, instance_type: str) -> str:
+    """The Hugging Face PyTorch inference image URI for `region`, cpu or gpu by instance family."""
+    if instance_type.startswith(_NEURON_FAMILIES):
+        raise ConfigError(
+            [f"deploy.instance_type: {instance_type} needs a Neuron image, which has no default here"],
+            fix="set deploy.image_uri to a huggingface-pytorch-inference-neuronx image, or use ml.m*, ml.c* or ml.g*",
+        )
+    device = "gpu" if instance_type.startswith(_GPU_FAMILIES) else "cpu"
+    account = _REGISTRIES.get(region, _DEFAULT_REGISTRY)
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    tag = f"{HF_PYTORCH_VERSION}-transformers{HF_TRANSFORMERS_VERSION}-{device}-{HF_PY_VERSION}-{_OS_TAG[device]}"
+    return f"{account}.dkr.ecr.{region}.{domain}/huggingface-pytorch-inference:{tag}"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """Everything `endpoint deploy` creates, with the content-hashed names of the model and endpoint config."""
+
+    region: str
+    endpoint_name: str
+    model_name: str
+    config_name: str
+    image_uri: str
+    environment: dict[str, str]
+    role_arn: str
+    instance_type: str
+    instance_count: int
+    variant_name: str
+    autoscaling: AutoscalingConfig | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def resource_id(self) -> str:
+        """The Application Auto Scaling resource id of the variant."""
+        return f"endpoint/{self.endpoint_name}/variant/{self.variant_name}"
+
+    @property
+    def policy_name(self) -> str:
+        return f"{self.endpoint_name}-invocations-per-instance"
+
+
+def _short_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+
+
+def endpoint_spec(config: Config) -> EndpointSpec:
+    """The desired endpoint from config.deploy; ConfigError when the section or the execution role is missing."""
+    deploy = config.deploy
+    where = config.source.name
+    if deploy is None:
+        raise ConfigError(
+            [f"{where}: deploy: section missing; `endpoint deploy` needs to know what to deploy"],
+            fix="add a deploy: section (see config.example.yaml), e.g. preset: ms-marco-minilm-l6",
+        )
+    if not deploy.execution_role_arn:
+        raise ConfigError(
+            [f"{where}: deploy.execution_role_arn: field required to deploy"],
+            fix="set deploy.execution_role_arn to an IAM role that trusts sagemaker.amazonaws.com "
+            "(e.g. with the AmazonSageMakerFullAccess policy)",
+        )
+    preset = PRESETS[deploy.preset] if deploy.preset else None
+    hf_model_id = preset.hf_model_id if preset else str(deploy.hf_model_id)
+    region = config.sagemaker.region
+    instance_type = deploy.instance_type or (preset.instance_type if preset else DEFAULT_INSTANCE_TYPE)
+    image_uri = deploy.image_uri or default_image_uri(region, instance_type)
+    environment = {"HF_MODEL_ID": hf_model_id, "HF_TASK": "text-classification"}
+    endpoint = config.sagemaker.name
+    base = endpoint[:54].rstrip("-")
+    model_name = f"{base}-{_short_hash([image_uri, environment, deploy.execution_role_arn])}"
+    config_name = f"{base}-{_short_hash([model_name, instance_type, deploy.instance_count, deploy.variant_name])}"
+    warnings = contract_warnings(preset, config.sagemaker.contract, custom_image=deploy.image_uri is not None)
+    return EndpointSpec(
+        region=region,
+        endpoint_name=endpoint,
+        model_name=model_name,
+        config_name=config_name,
+        image_uri=image_uri,
+        environment=environment,
+        role_arn=deploy.execution_role_arn,
+        instance_type=instance_type,
+        instance_count=deploy.instance_count,
+        variant_name=deploy.variant_name,
+        autoscaling=deploy.autoscaling,
+        warnings=tuple(warnings),
+    )
+
+
+# --- the clients ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AwsClients:
+    """A SageMaker and an Application Auto Scaling client; `calls` names every operation sent, in order."""
+
+    sagemaker: Any
+    autoscaling: Any
+    calls: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for client in (self.sagemaker, self.autoscaling):
+            client.meta.events.register("before-call.*.*", self._record)
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if not c.startswith(_READ_PREFIXES)]
+
+
+def aws_clients(config: Config) -> AwsClients:
+    """Clients for config.sagemaker.region from the boto3 chain (aws.profile)."""
+    from .credentials import aws_session
+
+    session = aws_session(config)
+    region = config.sagemaker.region
+    return AwsClients(session.client("sagemaker", region_name=region),
+                      session.client("application-autoscaling", region_name=region))
+
+
+def _aws_error(op: str, exc: Exception, *, role_arn: str | None = None) -> AwsError:
+    """An AwsError for a failed call, with the fix for the failures users meet (role, credentials)."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return AwsError(f"{op}: no AWS credentials found",
+                        fix="configure the boto3 chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an "
+                        "instance role")
+    if not isinstance(exc, ClientError):
+        return AwsError(f"{op}: {exc}")
+    error = exc.response.get("Error", {})
+    code, message = error.get("Code", "Error"), error.get("Message", "")
+    lowered = message.lower()
+    if role_arn and "assume" in lowered and "role" in lowered:
+        return AwsError(
+            f"{op}: SageMaker cannot assume the execution role {role_arn}: {message}",
+            fix="check that the role exists and its trust policy allows the principal sagemaker.amazonaws.com "
+            "(sts:AssumeRole); set deploy.execution_role_arn",
+        )
+    if "iam:passrole" in lowered:
+        return AwsError(
+            f"{op}: you may not hand the execution role to SageMaker: {message}",
+            fix="grant your own identity iam:PassRole on deploy.execution_role_arn",
+        )
+    if code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException"):
+        return AwsError(f"{op}: {code}: {message}", fix="refresh the AWS credentials of the boto3 chain")
+    return AwsError(f"{op}: {code}: {message}")
+
+
+def _is_missing(exc: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    message = str(error.get("Message", "")).lower()
+    return error.get("Code") in ("ValidationException", "ResourceNotFound", "ObjectNotFoundException") and (
+        "could not find" in message or "not found" in message or "does not exist" in message
+    )
+
+
+def _call(op: str, fn: Callable[..., Any], *, missing_ok: bool = False, role_arn: str | None = None,
+          **kwargs: Any) -> Any:
+    """fn(**kwargs); None when the resource is missing and `missing_ok`; AwsError otherwise."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn(**kwargs)
+    except (ClientError, BotoCoreError) as exc:
+        if missing_ok and _is_missing(exc):
+            return None
+        raise _aws_error(op, exc, role_arn=role_arn) from None
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What SageMaker has under one endpoint name; None fields are missing."""
+
+    endpoint: dict[str, Any] | None
+    endpoint_config: dict[str, Any] | None
+    models: dict[str, dict[str, Any]]
+
+    @property
+    def variant(self) -> dict[str, Any] | None:
+        variants = (self.endpoint_config or {}).get("ProductionVariants") or []
+        return variants[0] if variants else None
+
+
+def read_deployed(clients: AwsClients, endpoint_name: str) -> Deployed:
+    """The endpoint, its current endpoint config and the models of that config (Describe calls only)."""
+    sm = clients.sagemaker
+    endpoint = _call("DescribeEndpoint", sm.describe_endpoint, missing_ok=True, EndpointName=endpoint_name)
+    if endpoint is None:
+        return Deployed(None, None, {})
+    config = _call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
+                   EndpointConfigName=endpoint["EndpointConfigName"])
+    models: dict[str, dict[str, Any]] = {}
+    for variant in (config or {}).get("ProductionVariants") or []:
+        name = variant.get("ModelName")
+        if name and name not in models:
+            model = _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=name)
+            if model is not None:
+                models[name] = model
+    return Deployed(endpoint, config, models)
+
+
+def _differences(spec: EndpointSpec, deployed: Deployed) -> list[str]:
+    """How the deployed endpoint differs from `spec`; empty when it matches."""
+    variants = (deployed.endpoint_config or {}).get("ProductionVariants") or []
+    if len(variants) != 1:
+        return [f"endpoint config has {len(variants)} production variants, expected 1"]
+    variant = variants[0]
+    out = []
+    for what, have, want in (
+        ("variant name", variant.get("VariantName"), spec.variant_name),
+        ("instance type", variant.get("InstanceType"), spec.instance_type),
+        ("instance count", variant.get("InitialInstanceCount"), spec.instance_count),
+    ):
+        if have != want:
+            out.append(f"{what} {have} -> {want}")
+    model = deployed.models.get(variant.get("ModelName", ""))
+    if model is None:
+        return [*out, f"model {variant.get('ModelName')} is missing"]
+    container = model.get("PrimaryContainer") or {}
+    checks: tuple[tuple[str, Any, Any], ...] = (
+        ("image", container.get("Image"), spec.image_uri),
+        ("environment", container.get("Environment") or {}, spec.environment),
+        ("execution role", model.get("ExecutionRoleArn"), spec.role_arn),
+    )
+    for what, have, want in checks:
+        if have != want:
+            out.append(f"{what} {have} -> {want}")
+    return out
+
+
+# --- waiting --------------------------------------------------------------------------------------------------------
+
+
+def wait_for_endpoint(
+    clients: AwsClients,
+    name: str,
+    *,
+    on_event: OnEvent = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    timeout: float = TIMEOUT_SECONDS,
+    poll: float = POLL_SECONDS,
+) -> dict[str, Any]:
+    """DescribeEndpoint once it is InService; AwsError when it Failed (with FailureReason) or after `timeout`."""
+    start = clock()
+    while True:
+        described = _call("DescribeEndpoint", clients.sagemaker.describe_endpoint, EndpointName=name)
+        status = described.get("EndpointStatus", "?")
+        elapsed = clock() - start
+        on_event(f"endpoint {name}: {status} ({_duration(elapsed)})")
+        if status == "InService":
+            return dict(described)
+        if status in ("Failed", "OutOfService"):
+            reason = described.get("FailureReason") or "SageMaker gave no FailureReason"
+            raise AwsError(
+                f"endpoint {name} is {status}: {reason}",
+                fix="see the endpoint's CloudWatch logs (/aws/sagemaker/Endpoints/" + name + "); fix the cause and "
+                "run `os-rerank endpoint deploy` again (it replaces a Failed endpoint)",
+            )
+        if elapsed >= timeout:
+            raise AwsError(
+                f"endpoint {name} is still {status} after {_duration(elapsed)}",
+                fix="run `os-rerank endpoint status` later, or `endpoint deploy --timeout SECONDS` to wait longer "
+                "(deploying again resumes waiting; it creates nothing twice)",
+            )
+        sleep(poll)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+# --- deploy ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What `deploy_endpoint` did: outcome is created, updated, recreated or unchanged."""
+
+    endpoint_name: str
+    outcome: str
+    status: str
+    model_name: str
+    config_name: str
+    image_uri: str
+    instance_type: str
+    instance_count: int
+    changes: tuple[str, ...]
+    writes: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint_name,
+            "outcome": self.outcome,
+            "status": self.status,
+            "model": self.model_name,
+            "endpoint_config": self.config_name,
+            "image": self.image_uri,
+            "instance_type": self.instance_type,
+            "instance_count": self.instance_count,
+            "changes": list(self.changes),
+            "writes": list(self.writes),
+            "warnings": list(self.warnings),
+        }
+
+
+def deploy_endpoint(
+    config: Config,
+    clients: AwsClients | None = None,
+    *,
+    on_event: OnEvent = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    timeout: float = TIMEOUT_SECONDS,
+    poll: float = POLL_SECONDS,
+) -> DeployResult:
+    """Make the endpoint of config.deploy exist, InService, with matching settings; writes only what differs."""
+    spec = endpoint_spec(config)
+    clients = clients or aws_clients(config)
+    first_write = len(clients.calls)
+    for warning in spec.warnings:
+        on_event(f"warning: {warning}")
+    wait: dict[str, Any] = {"on_event": on_event, "sleep": sleep, "clock": clock, "timeout": timeout, "poll": poll}
+
+    deployed = read_deployed(clients, spec.endpoint_name)
+    status = (deployed.endpoint or {}).get("EndpointStatus")
+    if status is not None and status not in _SETTLED:
+        on_event(f"endpoint {spec.endpoint_name} is {status}; waiting for it to settle")
+        _wait_settled(clients, spec.endpoint_name, **wait)
+        deployed = read_deployed(clients, spec.endpoint_name)
+        status = (deployed.endpoint or {}).get("EndpointStatus")
+
+    changes: list[str] = []
+    if deployed.endpoint is None:
+        outcome = "created"
+        _ensure_model(clients, spec, on_event)
+        _ensure_endpoint_config(clients, spec, on_event)
+        on_event(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})")
+        _call("CreateEndpoint", clients.sagemaker.create_endpoint,
+              EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
+    elif status in ("Failed", "OutOfService"):
+        outcome = "recreated"
+        reason = deployed.endpoint.get("FailureReason") or "no reason given"
+        changes.append(f"endpoint was {status} ({reason})")
+        on_event(f"endpoint {spec.endpoint_name} is {status} ({reason}); deleting it to create it again")
+        _call("DeleteEndpoint", clients.sagemaker.delete_endpoint, EndpointName=spec.endpoint_name)
+        _wait_gone(clients, spec.endpoint_name, **wait)
+        _ensure_model(clients, spec, on_event)
+        _ensure_endpoint_config(clients, spec, on_event)
+        on_event(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})")
+        _call("CreateEndpoint", clients.sagemaker.create_endpoint,
+              EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
+    else:
+        changes = _differences(spec, deployed)
+        if not changes:
+            outcome = "unchanged"
+            on_event(f"endpoint {spec.endpoint_name} is InService and matches the config; nothing to change")
+        else:
+            outcome = "updated"
+            on_event(f"endpoint {spec.endpoint_name} differs: {'; '.join(changes)}")
+            _ensure_model(clients, spec, on_event)
+            _ensure_endpoint_config(clients, spec, on_event)
+            # SageMaker refuses to change the instance type of a variant registered with Application Auto Scaling.
+            had_target = _deregister_scaling(clients, spec, on_event)
+            on_event(f"updating endpoint {spec.endpoint_name} to config {spec.config_name}")
+            _call("UpdateEndpoint", clients.sagemaker.update_endpoint,
+                  EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
+            if had_target and spec.autoscaling is None:
+                on_event("autoscaling was deregistered for the update and is not in the config; left off")
+
+    described = dict(deployed.endpoint or {})
+    if outcome != "unchanged":
+        described = wait_for_endpoint(clients, spec.endpoint_name, **wait)
+        if described.get("EndpointConfigName") != spec.config_name:
+            reason = described.get("FailureReason") or "SageMaker rolled the update back"
+            raise AwsError(
+                f"endpoint {spec.endpoint_name} is InService but still on {described.get('EndpointConfigName')}: "
+                f"{reason}",
+                fix="see the endpoint's CloudWatch logs; fix the cause and deploy again",
+            )
+        if outcome == "updated":
+            _delete_replaced(clients, spec, deployed, on_event)
+
+    if spec.autoscaling is not None:
+        _ensure_scaling(clients, spec, spec.autoscaling, on_event)
+
+    return DeployResult(
+        endpoint_name=spec.endpoint_name,
+        outcome=outcome,
+        status=str(described.get("EndpointStatus", "InService")),
+        model_name=spec.model_name,
+        config_name=spec.config_name,
+        image_uri=spec.image_uri,
+        instance_type=spec.instance_type,
+        instance_count=spec.instance_count,
+        changes=tuple(changes),
+        writes=tuple(c for c in clients.calls[first_write:] if not c.startswith(_READ_PREFIXES)),
+        warnings=spec.warnings,
+    )
+
+
+def _wait_settled(clients: AwsClients, name: str, **wait: Any) -> None:
+    # Failed is handled by the caller, which re-reads; a timeout is re-raised below.
+    with contextlib.suppress(AwsError):
+        wait_for_endpoint(clients, name, **wait)
+    described = _call("DescribeEndpoint", clients.sagemaker.describe_endpoint, EndpointName=name)
+    if described.get("EndpointStatus") not in _SETTLED:
+        raise AwsError(f"endpoint {name} is still {described.get('EndpointStatus')}",
+                       fix="wait for it to finish (`os-rerank endpoint status`), then deploy again")
+
+
+def _wait_gone(
+    clients: AwsClients,
+    name: str,
+    *,
+    on_event: OnEvent,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    timeout: float,
+    poll: float,
+) -> None:
+    start = clock()
+    while True:
+        described = _call("DescribeEndpoint", clients.sagemaker.describe_endpoint, missing_ok=True,
+                          EndpointName=name)
+        if described is None:
+            return
+        on_event(f"endpoint {name}: {described.get('EndpointStatus')} ({_duration(clock() - start)})")
+        if clock() - start >= timeout:
+            raise AwsError(f"endpoint {name} is still {described.get('EndpointStatus')} after "
+                           f"{_duration(clock() - start)}")
+        sleep(poll)
+
+
+def _ensure_model(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> None:
+    sm = clients.sagemaker
+    if _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None:
+        on_event(f"model {spec.model_name} exists")
+        return
+    on_event(f"creating model {spec.model_name} ({spec.environment['HF_MODEL_ID']} on {spec.image_uri})")
+    _call("CreateModel", sm.create_model, role_arn=spec.role_arn, ModelName=spec.model_name,
+          PrimaryContainer={"Image": spec.image_uri, "Environment": dict(spec.environment)},
+          ExecutionRoleArn=spec.role_arn)
+
+
+def _ensure_endpoint_config(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> None:
+    sm = clients.sagemaker
+    existing = _call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
+                     EndpointConfigName=spec.config_name)
+    if existing is not None:
+        on_event(f"endpoint config {spec.config_name} exists")
+        return
+    on_event(f"creating endpoint config {spec.config_name} ({spec.instance_count} x {spec.instance_type})")
+    _call("CreateEndpointConfig", sm.create_endpoint_config, EndpointConfigName=spec.config_name,
+          ProductionVariants=[{
+              "VariantName": spec.variant_name,
+              "ModelName": spec.model_name,
+              "InitialInstanceCount": spec.instance_count,
+              "InstanceType": spec.instance_type,
+              "InitialVariantWeight": 1.0,
+          }])
+
+
+def _owned(name: str, endpoint_name: str) -> bool:
+    """Whether `name` is one os-rerank made for this endpoint (`<endpoint>-<8 hex>`)."""
+    base = endpoint_name[:54].rstrip("-")
+    suffix = name[len(base) + 1:]
+    return name.startswith(base + "-") and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix)
+
+
+def _delete_replaced(clients: AwsClients, spec: EndpointSpec, before: Deployed, on_event: OnEvent) -> None:
+    """Delete the endpoint config and model the update replaced, when os-rerank made them."""
+    sm = clients.sagemaker
+    old_config = (before.endpoint_config or {}).get("EndpointConfigName")
+    if old_config and old_config != spec.config_name and _owned(old_config, spec.endpoint_name):
+        on_event(f"deleting replaced endpoint config {old_config}")
+        _call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True, EndpointConfigName=old_config)
+    for model in before.models:
+        if model != spec.model_name and _owned(model, spec.endpoint_name):
+            on_event(f"deleting replaced model {model}")
+            _call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model)
+
+
+# --- autoscaling ----------------------------------------------------------------------------------------------------
+
+
+def read_scaling(clients: AwsClients, endpoint_name: str, variant_name: str) -> dict[str, Any] | None:
+    """The variant's scalable target and target-tracking policy as {min, max, target, policy}; None if none."""
+    aas = clients.autoscaling
+    rid = f"endpoint/{endpoint_name}/variant/{variant_name}"
+    targets = _call("DescribeScalableTargets", aas.describe_scalable_targets, ServiceNamespace="sagemaker",
+                    ResourceIds=[rid], ScalableDimension=_SCALABLE_DIMENSION).get("ScalableTargets", [])
+    if not targets:
+        return None
+    policies = _call("DescribeScalingPolicies", aas.describe_scaling_policies, ServiceNamespace="sagemaker",
+                     ResourceId=rid, ScalableDimension=_SCALABLE_DIMENSION).get("ScalingPolicies", [])
+    tracking = [p for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
+    policy = tracking[0] if tracking else None
+    conf = (policy or {}).get("TargetTrackingScalingPolicyConfiguration") or {}
+    return {
+        "min": targets[0].get("MinCapacity"),
+        "max": targets[0].get("MaxCapacity"),
+        "target": conf.get("TargetValue"),
+        "metric": (conf.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType"),
+        "policy": (policy or {}).get("PolicyName"),
+        "scale_in_cooldown": conf.get("ScaleInCooldown"),
+        "scale_out_cooldown": conf.get("ScaleOutCooldown"),
+    }
+
+
+def _ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingConfig, on_event: OnEvent) -> None:
+    aas = clients.autoscaling
+    have = read_scaling(clients, spec.endpoint_name, spec.variant_name)
+    if have is None or (have["min"], have["max"]) != (want.min, want.max):
+        on_event(f"registering autoscaling {want.min}..{want.max} instances for {spec.resource_id}")
+        _call("RegisterScalableTarget", aas.register_scalable_target, ServiceNamespace="sagemaker",
+              ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION,
+              MinCapacity=want.min, MaxCapacity=want.max)
+    wanted = (spec.policy_name, "SageMakerVariantInvocationsPerInstance", float(want.target_invocations_per_instance),
+              want.scale_in_cooldown, want.scale_out_cooldown)
+    current = None if have is None else (have["policy"], have["metric"], have["target"], have["scale_in_cooldown"],
+                                         have["scale_out_cooldown"])
+    if current == wanted:
+        on_event(f"autoscaling of {spec.resource_id} matches the config")
+        return
+    on_event(f"putting scaling policy {spec.policy_name}: {want.target_invocations_per_instance:g} invocations "
+             "per instance per minute")
+    _call("PutScalingPolicy", aas.put_scaling_policy, PolicyName=spec.policy_name, ServiceNamespace="sagemaker",
+          ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
+          TargetTrackingScalingPolicyConfiguration={
+              "TargetValue": float(want.target_invocations_per_instance),
+              "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+              "ScaleInCooldown": want.scale_in_cooldown,
+              "ScaleOutCooldown": want.scale_out_cooldown,
+          })
+
+
+def _deregister_scaling(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> bool:
+    """Deregister the variant's scalable target (and so its policies); whether there was one."""
+    if read_scaling(clients, spec.endpoint_name, spec.variant_name) is None:
+        return False
+    on_event(f"deregistering autoscaling of {spec.resource_id}")
+    _call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
+          ServiceNamespace="sagemaker", ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION)
+    return True
+
+
+# --- status and delete ----------------------------------------------------------------------------------------------
+
+
+def endpoint_status(config: Config, clients: AwsClients | None = None) -> dict[str, Any]:
+    """The endpoint as SageMaker has it: status, config, model, image, instances, autoscaling (reads only)."""
+    clients = clients or aws_clients(config)
+    name = config.sagemaker.name
+    deployed = read_deployed(clients, name)
+    if deployed.endpoint is None:
+        return {"endpoint": name, "region": config.sagemaker.region, "status": "missing"}
+    endpoint = deployed.endpoint
+    variant = deployed.variant or {}
+    model = deployed.models.get(variant.get("ModelName", "")) or {}
+    container = model.get("PrimaryContainer") or {}
+    live: dict[str, Any] = next((v for v in endpoint.get("ProductionVariants") or []
+                 if v.get("VariantName") == variant.get("VariantName")), {})
+    out: dict[str, Any] = {
+        "endpoint": name,
+        "region": config.sagemaker.region,
+        "status": endpoint.get("EndpointStatus"),
+        "failure_reason": endpoint.get("FailureReason"),
+        "endpoint_config": endpoint.get("EndpointConfigName"),
+        "variant": variant.get("VariantName"),
+        "model": variant.get("ModelName"),
+        "image": container.get("Image"),
+        "hf_model_id": (container.get("Environment") or {}).get("HF_MODEL_ID"),
+        "instance_type": variant.get("InstanceType"),
+        "instance_count": live.get("CurrentInstanceCount", variant.get("InitialInstanceCount")),
+        "autoscaling": read_scaling(clients, name, variant.get("VariantName") or "AllTraffic")
+        if variant else None,
+    }
+    if config.deploy is not None and config.deploy.execution_role_arn:
+        spec = endpoint_spec(config)
+        out["differences_from_config"] = _differences(spec, deployed)
+    return out
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"deleted": list(self.deleted), "missing": list(self.missing)}
+
+
+def delete_endpoint(
+    config: Config,
+    clients: AwsClients | None = None,
+    *,
+    on_event: OnEvent = lambda _: None,
+) -> DeleteResult:
+    """Delete the endpoint, its autoscaling, its endpoint config and model, and configs/models os-rerank made for it."""
+    clients = clients or aws_clients(config)
+    sm = clients.sagemaker
+    name = config.sagemaker.name
+    deployed = read_deployed(clients, name)
+    deleted: list[str] = []
+    missing: list[str] = []
+    if deployed.endpoint is None:
+        missing.append(f"endpoint {name}")
+    else:
+        variant = (deployed.variant or {}).get("VariantName")
+        if variant and read_scaling(clients, name, variant) is not None:
+            rid = f"endpoint/{name}/variant/{variant}"
+            _call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
+                  ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=_SCALABLE_DIMENSION)
+            deleted.append(f"autoscaling {rid}")
+            on_event(f"deregistered autoscaling of {rid}")
+        _call("DeleteEndpoint", sm.delete_endpoint, missing_ok=True, EndpointName=name)
+        deleted.append(f"endpoint {name}")
+        on_event(f"deleted endpoint {name}")
+    configs = {str(deployed.endpoint["EndpointConfigName"])} if deployed.endpoint else set()
+    listed = _call("ListEndpointConfigs", sm.list_endpoint_configs, NameContains=name[:54].rstrip("-"),
+                   MaxResults=100).get("EndpointConfigs", [])
+    configs |= {c["EndpointConfigName"] for c in listed if _owned(c["EndpointConfigName"], name)}
+    models = set(deployed.models)
+    listed_models = _call("ListModels", sm.list_models, NameContains=name[:54].rstrip("-"),
+                          MaxResults=100).get("Models", [])
+    models |= {m["ModelName"] for m in listed_models if _owned(m["ModelName"], name)}
+    if config.deploy is not None and config.deploy.execution_role_arn:
+        spec = endpoint_spec(config)
+        configs.add(spec.config_name)
+        models.add(spec.model_name)
+    for config_name in sorted(configs):
+        gone = _call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True,
+                     EndpointConfigName=config_name)
+        (missing if gone is None else deleted).append(f"endpoint config {config_name}")
+        if gone is not None:
+            on_event(f"deleted endpoint config {config_name}")
+    for model_name in sorted(models):
+        gone = _call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model_name)
+        (missing if gone is None else deleted).append(f"model {model_name}")
+        if gone is not None:
+            on_event(f"deleted model {model_name}")
+    return DeleteResult(tuple(deleted), tuple(missing))
+
