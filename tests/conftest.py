@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes import OpenSearchDouble
 from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
 
 
@@ -18,3 +19,18 @@ def mlcommons_glue() -> Iterator[MLCommonsGlue]:
         pytest.skip(str(exc))
     yield glue
     glue.close()
+
+
+@pytest.fixture
+def opensearch_double(request: pytest.FixtureRequest) -> Iterator[OpenSearchDouble]:
+    """A started OpenSearch + ML Commons + neural-search double on 127.0.0.1 (tests/fakes/), version 2.19.0.
+
+    Connector Painless runs in the session's glue JVM; without a JDK the double still serves everything except
+    predict (which then answers 500 and says why).
+    """
+    try:
+        glue = request.getfixturevalue("mlcommons_glue")
+    except pytest.skip.Exception:
+        glue = None
+    with OpenSearchDouble(glue) as double:
+        yield double

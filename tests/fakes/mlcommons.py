@@ -179,8 +179,10 @@ class MLCommons:
             stored = self._stored_connector(incoming, current["created_time"])
             if "client_config" not in body and "client_config" in current:
                 stored["client_config"] = current["client_config"]
-            unchanged = {k: v for k, v in stored.items() if k != "last_updated_time"} == {
-                k: v for k, v in current.items() if k != "last_updated_time"}
+            def comparable(doc: dict[str, Any]) -> dict[str, Any]:
+                return {k: v for k, v in doc.items() if k != "last_updated_time" and not k.startswith("_")}
+
+            unchanged = comparable(stored) == comparable(current)
             version = current.setdefault("_version", 1)
             if unchanged:
                 return Response(200, doc_write_response(CONNECTOR_INDEX, connector_id, "noop", version,

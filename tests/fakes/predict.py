@@ -294,11 +294,22 @@ def _sigv4_headers(connector: dict[str, Any], method: str, url: str, data: bytes
 
 
 def _script_error(exc: Exception) -> ApiError:
+    """A glue `ScriptFailure` as OpenSearch reports it: ML Commons' own checks are IllegalArgumentExceptions, a
+    failing Painless script is a `script_exception` whose `caused_by` carries the script's exception."""
     if isinstance(exc, ApiError):
         return exc
     message = getattr(exc, "message", None) or str(exc)
-    for prefix in ("Invalid payload", "Some parameter placeholder", "Preprocess function output is null",
-                   "Wrong input", "Failed to run pre-process function"):
-        if message.startswith(prefix):
-            return illegal_argument(message)
-    return ApiError(400, "script_exception", message)
+    kind = getattr(exc, "kind", "script")
+    if kind == "compile":
+        return ApiError(400, "script_exception", "compile error",
+                        caused_by={"type": "illegal_argument_exception", "reason": message})
+    if kind == "script":
+        java_name, _, detail = message.partition(": ")
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", java_name).lower() if java_name.isidentifier() else "exception"
+        return ApiError(400, "script_exception", "runtime error",
+                        caused_by={"type": snake, "reason": detail or message})
+    if message.startswith("NullPointerException"):
+        return ApiError(500, "null_pointer_exception", message.partition(": ")[2] or None)
+    if message.startswith("ClassCastException"):
+        return ApiError(500, "class_cast_exception", message.partition(": ")[2] or None)
+    return illegal_argument(message)
