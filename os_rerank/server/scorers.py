@@ -178,7 +178,15 @@ class CrossEncoderScorer:
                 "or 2 (label 1 = relevant)"
             )
         if quantize == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            import warnings
+
+            # torch marks eager dynamic quantization deprecated (in favour of torchao) but still ships it.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                except (AttributeError, RuntimeError) as exc:
+                    raise ScorerError(f"int8 dynamic quantization is not available in this torch: {exc}") from exc
         self.model = model
         self.quantize = quantize
         model_max = getattr(self.tokenizer, "model_max_length", None)

@@ -1,0 +1,123 @@
+"""Cross-encoder loading and scoring on tiny random models built here (1, 2 and 3 labels; no network)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from os_rerank.contracts import CONTRACTS
+from os_rerank.server.app import EndpointServer
+from os_rerank.server.scorers import ScorerError, load_scorer
+
+SAMPLE = Path(__file__).resolve().parents[1] / "os_rerank" / "data" / "sample_documents.jsonl"
+DOCS = [json.loads(line)["passage_text"] for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line]
+QUERY = "What is the capital of the United States?"
+CORPUS = DOCS + [QUERY, "대한민국의 수도는 서울이다", "भारत की राजधानी नई दिल्ली है", 'quotes " \\ and tabs']
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'os-rerank[serve]')")
+transformers = pytest.importorskip(
+    "transformers", reason="transformers is not installed (pip install os-rerank[serve])")
+
+
+def build_tiny_cross_encoder(directory: Path, num_labels: int) -> Path:
+    """A 2-layer random BERT sequence classifier with a WordPiece vocab built from CORPUS, saved to `directory`."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    words = sorted({w for text in CORPUS for w in text.lower().split()})
+    chars = sorted({c for text in CORPUS for c in text.lower() if not c.isspace()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *words]
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab_file = directory / "vocab.txt"
+    vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n", encoding="utf-8")
+    # tokenizer_object=: BertTokenizerFast(vocab_file=...) silently builds a 5-token vocab in transformers 5.
+    wordpiece = BertWordPieceTokenizer(str(vocab_file), lowercase=True)
+    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer, unk_token="[UNK]", sep_token="[SEP]",
+                                  pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]", model_max_length=512)
+    torch.manual_seed(num_labels)
+    config = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, num_labels=num_labels, max_position_embeddings=128)
+    BertForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    os.environ["HF_HUB_OFFLINE"] = "1"  # loading must never reach for the hub
+    root = tmp_path_factory.mktemp("tiny-cross-encoders")
+    return {n: build_tiny_cross_encoder(root / f"labels-{n}", n) for n in (1, 2, 3)}
+
+
+def reference_scores(model_dir: Path, pairs: list[tuple[str, str]], max_length: int) -> list[float]:
+    """One pair at a time, no padding: what the batched scorer must reproduce."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True).eval()
+    out = []
+    with torch.inference_mode():
+        for q, d in pairs:
+            logits = model(**tok(q, d, truncation="longest_first", max_length=max_length, return_tensors="pt")).logits
+            out.append(float(torch.sigmoid(logits[0, 0]) if logits.shape[1] == 1 else torch.softmax(logits, -1)[0, 1]))
+    return out
+
+
+PAIRS = [(QUERY, d) for d in DOCS] + [("한국의 수도", "대한민국의 수도는 서울이다"), ("q", 'quotes " \\ and tabs\t')]
+
+
+@pytest.mark.parametrize("labels", [1, 2])
+def test_cross_encoder_matches_unbatched_reference(tiny_models: dict[int, Path], labels: int) -> None:
+    scorer = load_scorer(tiny_models[labels], batch_size=4)
+    scores = scorer.score(PAIRS)
+    assert scores == pytest.approx(reference_scores(tiny_models[labels], PAIRS, 128), abs=1e-4)
+    assert all(0.0 < s < 1.0 for s in scores)
+    head = "sigmoid of 1 logit" if labels == 1 else "softmax P(label 1) of 2 labels"
+    assert scorer.name == f"cross-encoder labels-{labels} ({head}, max 128 tokens)"
+
+
+def test_three_labels_are_refused(tiny_models: dict[int, Path]) -> None:
+    with pytest.raises(ScorerError, match="the model has 3 labels"):
+        load_scorer(tiny_models[3])
+
+
+def test_not_a_model_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ScorerError, match="no config.json"):
+        load_scorer(tmp_path)
+
+
+def test_truncation_cuts_the_document_then_falls_back(tiny_models: dict[int, Path]) -> None:
+    scorer = load_scorer(tiny_models[1], max_length=16)
+    long_doc = " ".join(["capital"] * 40)
+    rows = scorer.encode([("short query", long_doc), (long_doc, "tiny doc")])
+    assert [len(r["input_ids"]) for r in rows] == [16, 16]
+    assert rows[0]["input_ids"][:4] == scorer.tokenizer("short query", "x")["input_ids"][:4]  # query kept whole
+    scores = scorer.score([("short query", long_doc), (long_doc, "tiny doc")])
+    assert scores == pytest.approx(reference_scores(tiny_models[1], [("short query", long_doc)], 16)
+                                   + reference_scores(tiny_models[1], [(long_doc, "tiny doc")], 16), abs=1e-4)
+
+
+def test_int8_quantized_scorer_runs(tiny_models: dict[int, Path]) -> None:
+    scorer = load_scorer(tiny_models[1], quantize="int8")
+    assert len(scorer.score(PAIRS)) == len(PAIRS)
+    assert scorer.name.endswith(", int8)")
+
+
+@pytest.mark.parametrize("name", list(CONTRACTS))
+def test_tiny_model_behind_boto3(tiny_models: dict[int, Path], name: str) -> None:
+    import boto3
+
+    contract = CONTRACTS[name]
+    scorer = load_scorer(tiny_models[1])
+    docs = [d for _, d in PAIRS]
+    query = "수도 capital"
+    with EndpointServer(contract, scorer, credentials={"AKIDTINY": "s"}) as server:
+        c = boto3.client("sagemaker-runtime", endpoint_url=server.url, region_name="us-west-2",
+                         aws_access_key_id="AKIDTINY", aws_secret_access_key="s")
+        raw = c.invoke_endpoint(EndpointName=server.endpoint_name, ContentType="application/json",
+                                Body=json.dumps(contract.build_request(query, docs)))["Body"].read()
+    assert contract.parse_response(json.loads(raw), len(docs)) == pytest.approx(
+        scorer.score([(query, d) for d in docs]), abs=1e-6)
