@@ -115,3 +115,15 @@ def is_aws_managed(config: Config) -> bool | None:
     if host in ("localhost", "127.0.0.1", "::1", "opensearch") or "." not in host:
         return False
     return None
+
+
+def chain_secrets(config: Config) -> list[str]:
+    """The secret values the boto3 chain holds now (for `Env.secrets`); empty when it has none."""
+    try:
+        credentials = aws_session(config).get_credentials()
+    except AwsError:
+        return []
+    if credentials is None:
+        return []
+    frozen = credentials.get_frozen_credentials()
+    return [v for v in (frozen.access_key, frozen.secret_key, frozen.token) if v]

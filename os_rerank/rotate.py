@@ -1,0 +1,168 @@
+"""Put fresh AWS credentials into the connector: undeploy its models, update the connector, deploy, verify.
+
+ML Commons refuses to update a connector while a model that uses it is deployed (400 "... models are still using
+this connector, please undeploy the models first"), so a rotation is four steps. When the update fails after the
+undeploy, the models are deployed again with the credentials they had, and the error is raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .cluster import Cluster
+from .config import Config
+from .credentials import ConnectorCredential
+from .errors import ClusterError, OsRerankError, VerifyError
+
+OnEvent = Callable[[str], None]
+# verify(cluster, config, model_id) raises when the roundtrip fails; default: `predict_roundtrip`.
+Verify = Callable[[Cluster, Config, str], None]
+
+_ML = "/_plugins/_ml"
+_DEPLOYED = {"DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"}
+_FAILED = {"DEPLOY_FAILED"}
+POLL_SECONDS = 1.0
+TIMEOUT_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class RotateResult:
+    """What a rotation touched; never carries the credential itself."""
+
+    connector_id: str
+    model_ids: tuple[str, ...]
+    credential_kind: str  # "keys", "temporary keys" or "role ARN"
+    verified: bool
+    steps: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "connector_id": self.connector_id,
+            "model_ids": list(self.model_ids),
+            "credential": self.credential_kind,
+            "verified": self.verified,
+            "steps": list(self.steps),
+        }
+
+
+def find_connector(cluster: Cluster, name: str) -> str:
+    """The id of the one connector called `name`; OsRerankError when there is none or more than one."""
+    body = {"query": {"term": {"name.keyword": name}}, "size": 10}
+    hits = _hits(cluster.request("POST", f"{_ML}/connectors/_search", body=body, missing_ok=True))
+    if not hits:
+        raise OsRerankError(f"no connector named {name!r} on the cluster",
+                            fix="run `os-rerank setup` first (or set connector.name to the connector's name)")
+    if len(hits) > 1:
+        ids = ", ".join(str(h.get("_id")) for h in hits)
+        raise OsRerankError(f"{len(hits)} connectors are named {name!r} ({ids}); os-rerank cannot tell which to rotate",
+                            fix="delete the extra connectors, or give this one a unique connector.name")
+    return str(hits[0]["_id"])
+
+
+def find_models(cluster: Cluster, connector_id: str) -> list[tuple[str, str]]:
+    """(model id, model_state) of every model registered on the connector."""
+    body = {"query": {"term": {"connector_id": connector_id}}, "size": 100}
+    hits = _hits(cluster.request("POST", f"{_ML}/models/_search", body=body, missing_ok=True))
+    return [(str(h["_id"]), str((h.get("_source") or {}).get("model_state", ""))) for h in hits]
+
+
+def _hits(response: Any) -> list[dict[str, Any]]:
+    if not isinstance(response, dict):
+        return []
+    return list((response.get("hits") or {}).get("hits") or [])
+
+
+def deploy_model(
+    cluster: Cluster,
+    model_id: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    timeout: float = TIMEOUT_SECONDS,
+    poll: float = POLL_SECONDS,
+) -> None:
+    """Deploy `model_id` and poll until DEPLOYED; ClusterError on DEPLOY_FAILED or after `timeout`."""
+    cluster.request("POST", f"{_ML}/models/{model_id}/_deploy")
+    start = clock()
+    while True:
+        state = str((cluster.request("GET", f"{_ML}/models/{model_id}") or {}).get("model_state", ""))
+        if state == "DEPLOYED":
+            return
+        if state in _FAILED:
+            raise ClusterError(f"model {model_id} is {state} after the credential update",
+                               fix="check the OpenSearch logs (ML Commons) and run rotate-credentials again")
+        if clock() - start >= timeout:
+            raise ClusterError(f"model {model_id} is still {state or 'not deployed'} after {timeout:g}s",
+                               fix="check `os-rerank status`, then run rotate-credentials again")
+        sleep(poll)
+
+
+def predict_roundtrip(cluster: Cluster, config: Config, model_id: str) -> None:
+    """One rerank predict through ML Commons, so the connector signs a SageMaker call with the new credentials."""
+    docs = ["Washington, D.C. is the capital of the United States.", "Carson City is the capital of Nevada."]
+    body = {"query_text": config.verify.query, "text_docs": docs}
+    response = cluster.request("POST", f"{_ML}/_predict/text_similarity/{model_id}", body=body)
+    try:
+        scores = [float(t["data"][0]) for t in response["inference_results"][0]["output"]]
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise VerifyError(f"predict through model {model_id} answered an unexpected shape after the credential "
+                          f"update: {str(response)[:200]}") from None
+    if len(scores) != len(docs):
+        raise VerifyError(f"predict through model {model_id} returned {len(scores)} scores for {len(docs)} "
+                          "documents after the credential update")
+
+
+def rotate_credentials(
+    cluster: Cluster,
+    config: Config,
+    cred: ConnectorCredential,
+    *,
+    on_event: OnEvent = lambda _: None,
+    verify: Verify | None = predict_roundtrip,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    timeout: float = TIMEOUT_SECONDS,
+    poll: float = POLL_SECONDS,
+) -> RotateResult:
+    """Undeploy the connector's models, PUT the new `credential`, deploy them again and verify one."""
+    steps: list[str] = []
+
+    def step(text: str) -> None:
+        steps.append(text)
+        on_event(text)
+
+    waits: dict[str, Any] = {"sleep": sleep, "clock": clock, "timeout": timeout, "poll": poll}
+    connector_id = find_connector(cluster, config.connector.name)
+    models = find_models(cluster, connector_id)
+    model_ids = tuple(m for m, _ in models)
+    step(f"connector {connector_id}: {len(models)} model(s) use it")
+    deployed = [m for m, state in models if state in _DEPLOYED]
+    for model_id in deployed:
+        cluster.request("POST", f"{_ML}/models/{model_id}/_undeploy")
+        step(f"undeployed model {model_id}")
+    try:
+        cluster.request("PUT", f"{_ML}/connectors/{connector_id}", body={"credential": dict(cred.values)})
+    except OsRerankError:
+        for model_id in deployed:
+            try:
+                deploy_model(cluster, model_id, **waits)
+                step(f"deployed model {model_id} again with its old credentials")
+            except OsRerankError as exc:
+                step(f"could not deploy model {model_id} again: {exc.message}")
+        raise
+    kind = "role ARN" if "roleArn" in cred.values else ("temporary keys" if cred.temporary else "keys")
+    step(f"updated the credential of connector {connector_id} ({kind})")
+    # Models that were not deployed stay that way unless none was: then one is deployed so it can be verified.
+    to_deploy = deployed or list(model_ids[:1])
+    for model_id in to_deploy:
+        deploy_model(cluster, model_id, **waits)
+        step(f"deployed model {model_id}")
+    verified = False
+    if verify is not None and to_deploy:
+        verify(cluster, config, to_deploy[0])
+        verified = True
+        step(f"verified: a predict through model {to_deploy[0]} reached the endpoint")
+    return RotateResult(connector_id, model_ids, kind, verified, tuple(steps))
