@@ -1,0 +1,387 @@
+"""Plan: compare what the config wants with what the cluster holds and return the actions `setup` takes. Pure.
+
+`make_plan(desired, state)` returns frozen `Action`s in the order apply runs them: cluster settings, connector,
+model group, model (register + deploy), index, documents, pipeline. Every action says why, including the ones
+that change nothing ("connector exists and matches"). IDs not known yet are `(known after apply)`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Config
+from .errors import ClusterError
+from .render import (
+    KNOWN_AFTER_APPLY,
+    Version,
+    bulk_body,
+    connector_body,
+    format_version,
+    index_body,
+    load_documents,
+    model_group_body,
+    pipeline_body,
+    redacted_credential,
+)
+from .state import PRIVATE_IP, PRIVATE_IP_SINCE, TRUSTED_REGEX, ClusterState, Found
+
+CREATE = "create"
+UPDATE = "update"
+REPLACE = "replace"
+NO_CHANGE = "no change"
+KINDS = (CREATE, UPDATE, REPLACE, NO_CHANGE)
+SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", NO_CHANGE: "="}
+
+DEPLOYED = "DEPLOYED"
+_LOADED_STATES = {"DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING", "LOADED", "PARTIALLY_LOADED", "LOADING"}
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan. `id` is the existing resource's id; `related` lists ids the step also touches."""
+
+    kind: str
+    resource: str
+    name: str
+    reason: str
+    body: Any = None
+    id: str | None = None
+    related: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> bool:
+        return self.kind != NO_CHANGE
+
+    @property
+    def shown_id(self) -> str:
+        if self.kind in (CREATE, REPLACE) and self.resource not in ("settings", "documents"):
+            return KNOWN_AFTER_APPLY
+        return self.id or "-"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "resource": self.resource, "name": self.name, "id": self.shown_id,
+                "reason": self.reason, "body": self.body, "related": list(self.related)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The actions setup takes, in order, for OpenSearch `version`."""
+
+    version: Version
+    actions: tuple[Action, ...]
+
+    @property
+    def changes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.changes)
+
+    def action(self, resource: str) -> Action | None:
+        return next((a for a in self.actions if a.resource == resource), None)
+
+    def summary(self) -> str:
+        counts = {k: sum(1 for a in self.actions if a.kind == k) for k in KINDS}
+        if not self.changes:
+            return f"No changes. All {len(self.actions)} resources match the config."
+        return (f"Plan: {counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[REPLACE]} to replace, "
+                f"{counts[NO_CHANGE]} unchanged.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"opensearch_version": format_version(self.version), "summary": self.summary(),
+                "actions": [a.to_dict() for a in self.actions]}
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the config asks for, rendered for one OpenSearch version (credentials redacted)."""
+
+    version: Version
+    connector_name: str
+    connector_url: str
+    endpoint_private: bool
+    connector: dict[str, Any]
+    model_name: str
+    model_group: str | None
+    model_group_body: dict[str, Any] | None
+    index_name: str
+    index: dict[str, Any]
+    fields: dict[str, str]
+    documents: tuple[dict[str, Any], ...]
+    documents_text: str
+    pipeline_name: str
+    pipeline: dict[str, Any] = field(default_factory=dict)
+
+
+def desired_state(config: Config, version: Version, *, endpoint_private: bool) -> Desired:
+    """The Desired for `config` on `version`; `endpoint_private` says whether the connector host is private."""
+    docs = load_documents(config)
+    return Desired(
+        version=version,
+        connector_name=config.connector.name,
+        connector_url=config.sagemaker.connector_url,
+        endpoint_private=endpoint_private,
+        connector=connector_body(config, version=version, credential=redacted_credential(config)),
+        model_name=config.model.name,
+        model_group=config.model.group,
+        model_group_body=model_group_body(config) if config.model.group else None,
+        index_name=config.index.name,
+        index=index_body(config),
+        fields=dict(config.index.fields),
+        documents=tuple(docs),
+        documents_text=bulk_body(config, docs),
+        pipeline_name=config.pipeline.name,
+        pipeline=pipeline_body(config, model_id=KNOWN_AFTER_APPLY),
+    )
+
+
+# --- regexes -------------------------------------------------------------------------------------------------------
+
+_JAVA_META = set("\\.[]{}()<>*+-=!?^$|&~#")
+
+
+def java_regex_quote(text: str) -> str:
+    """`text` with every regex metacharacter backslash-escaped; the same pattern in Java and Python regex."""
+    return "".join("\\" + ch if ch in _JAVA_META else ch for ch in text)
+
+
+def url_regex(url: str) -> str:
+    """The anchored regex that admits exactly the connector URL."""
+    return f"^{java_regex_quote(url)}$"
+
+
+def regex_admits(pattern: str, url: str) -> bool:
+    """Whether `pattern` matches the whole URL (Python's fullmatch standing in for Java's Matcher.matches())."""
+    try:
+        return re.fullmatch(pattern, url) is not None
+    except re.error:
+        return False
+
+
+# --- the plan ------------------------------------------------------------------------------------------------------
+
+
+def make_plan(desired: Desired, state: ClusterState) -> Plan:
+    """The actions that take `state` to `desired`, in apply order."""
+    actions = [_settings(desired, state)]
+    connector_action = _connector(desired, state)
+    actions.append(connector_action)
+    group_action = _model_group(desired, state)
+    if group_action is not None:
+        actions.append(group_action)
+    model_action = _model(desired, state, connector_action, group_action)
+    actions.append(model_action)
+    actions.extend(_index(desired, state))
+    actions.append(_pipeline(desired, state, model_action))
+    return Plan(desired.version, tuple(actions))
+
+
+def _settings(desired: Desired, state: ClusterState) -> Action:
+    url = desired.connector_url
+    changes: dict[str, Any] = {}
+    reasons: list[str] = []
+    admitted = [rx for rx in state.trusted_regexes if regex_admits(rx, url)]
+    if not admitted:
+        ours = url_regex(url)
+        changes[TRUSTED_REGEX] = [*state.trusted_regexes, ours]
+        kept = f"keeping the {len(state.trusted_regexes)} existing entries" if state.trusted_regexes else "list empty"
+        reasons.append(f"no trusted endpoint regex admits {url}; add {ours} ({kept})")
+    else:
+        reasons.append(f"trusted endpoint regex {admitted[0]} admits {url}")
+    if desired.endpoint_private:
+        if desired.version < PRIVATE_IP_SINCE:
+            reasons.append(f"endpoint host is private; {format_version(desired.version)} has no {PRIVATE_IP} "
+                           "(aws_sigv4 connectors are not IP-checked before 3.4)")
+        elif state.private_ip_enabled:
+            reasons.append(f"endpoint host is private and {PRIVATE_IP} is true")
+        else:
+            changes[PRIVATE_IP] = True
+            reasons.append(f"endpoint host is private; set {PRIVATE_IP}: true")
+    if not changes:
+        return Action(NO_CHANGE, "settings", "cluster settings", "; ".join(reasons))
+    return Action(UPDATE, "settings", "cluster settings", "; ".join(reasons), body={"persistent": changes})
+
+
+def _one(found: tuple[Found, ...], what: str, name: str) -> Found | None:
+    if len(found) > 1:
+        ids = ", ".join(f.id for f in found)
+        raise ClusterError(
+            f"{len(found)} {what}s are named {name!r} ({ids}); os-rerank will not guess which one is its own",
+            fix=f"delete all but one (or run `os-rerank teardown`, which removes every {what} with this name), "
+            "then run setup again",
+        )
+    return found[0] if found else None
+
+
+def connector_differences(want: dict[str, Any], live: dict[str, Any]) -> list[str]:
+    """The fields we send (credential aside) whose live value differs, as `path (live -> want)` lines."""
+    diffs: list[str] = []
+
+    def differ(path: str, a: Any, b: Any) -> None:
+        diffs.append(f"{path} ({_short(a)} -> {_short(b)})")
+
+    for key in ("description", "version", "protocol"):
+        if key in want and str(live.get(key)) != str(want[key]):
+            differ(key, live.get(key), want[key])
+    live_params = live.get("parameters") or {}
+    for key, value in (want.get("parameters") or {}).items():
+        if str(live_params.get(key)) != str(value):
+            differ(f"parameters.{key}", live_params.get(key), value)
+    live_cc = live.get("client_config") or {}
+    for key, value in (want.get("client_config") or {}).items():
+        if not _same_scalar(live_cc.get(key), value):
+            differ(f"client_config.{key}", live_cc.get(key), value)
+    want_actions = want.get("actions") or []
+    live_actions = live.get("actions") or []
+    if len(live_actions) != len(want_actions):
+        differ("actions", f"{len(live_actions)} action(s)", f"{len(want_actions)}")
+        return diffs
+    for i, (w, lv) in enumerate(zip(want_actions, live_actions, strict=True)):
+        for key, value in w.items():
+            got = lv.get(key)
+            if key in ("action_type", "method"):
+                same = str(got).lower() == str(value).lower()
+            elif key == "headers":
+                same = {str(k).lower(): v for k, v in (got or {}).items()} == {k.lower(): v for k, v in value.items()}
+            else:
+                same = got == value
+            if not same:
+                differ(f"actions[{i}].{key}", got, value)
+    return diffs
+
+
+def _same_scalar(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return str(a) == str(b)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _connector(desired: Desired, state: ClusterState) -> Action:
+    name = desired.connector_name
+    live = _one(state.connectors, "connector", name)
+    if live is None:
+        return Action(CREATE, "connector", name, "no connector with this name", body=desired.connector)
+    diffs = connector_differences(desired.connector, live.body)
+    if not diffs:
+        return Action(NO_CHANGE, "connector", name, "connector exists and matches", id=live.id)
+    loaded = tuple(m.id for m in state.models if m.connector_id == live.id and m.model_state in _LOADED_STATES)
+    reason = "connector differs: " + "; ".join(diffs)
+    if loaded:
+        reason += f" (undeploy {', '.join(loaded)}, update in place, deploy again)"
+    return Action(UPDATE, "connector", name, reason, body=desired.connector, id=live.id, related=loaded)
+
+
+def _model_group(desired: Desired, state: ClusterState) -> Action | None:
+    if not desired.model_group:
+        return None
+    live = _one(state.model_groups, "model group", desired.model_group)
+    if live is None:
+        return Action(CREATE, "model group", desired.model_group, "no model group with this name",
+                      body=desired.model_group_body)
+    return Action(NO_CHANGE, "model group", desired.model_group, "model group exists", id=live.id)
+
+
+def _model(desired: Desired, state: ClusterState, connector: Action, group: Action | None) -> Action:
+    name = desired.model_name
+    live = _one(state.models, "model", name)
+    body = {"name": name, "function_name": "remote", "connector_id": connector.id or KNOWN_AFTER_APPLY}
+    if group is not None:
+        body["model_group_id"] = group.id or KNOWN_AFTER_APPLY
+    if live is None:
+        return Action(CREATE, "model", name, "no model with this name; register it and deploy", body=body)
+    old = (live.id,)
+    if connector.kind == CREATE or live.connector_id != connector.id:
+        why = f"model uses connector {live.connector_id}, not " + (
+            "the new connector" if connector.kind == CREATE else str(connector.id))
+        return Action(REPLACE, "model", name, why + "; register a new model, deploy it, delete the old one",
+                      body=body, id=live.id, related=old)
+    if group is not None and live.model_group_id != group.id:
+        why = f"model is in model group {live.model_group_id}, not " + (
+            "the new group" if group.kind == CREATE else str(group.id))
+        return Action(REPLACE, "model", name, why + "; register a new model, deploy it, delete the old one",
+                      body=body, id=live.id, related=old)
+    if live.model_state != DEPLOYED:
+        return Action(UPDATE, "model", name, f"model is {live.model_state}; deploy it", id=live.id)
+    return Action(NO_CHANGE, "model", name, f"model exists, uses connector {live.connector_id}, and is DEPLOYED",
+                  id=live.id)
+
+
+def _index(desired: Desired, state: ClusterState) -> list[Action]:
+    name = desired.index_name
+    n = len(desired.documents)
+    load = Action(CREATE, "documents", name, f"load {n} sample documents", body=desired.documents_text)
+    if state.index is None:
+        return [Action(CREATE, "index", name, "no index with this name", body=desired.index), load]
+    wrong = []
+    for field_name, kind in desired.fields.items():
+        got = (state.index.properties.get(field_name) or {}).get("type")
+        if got != kind:
+            wrong.append(f"{field_name} is {got or 'unmapped'}, want {kind}")
+    if wrong:
+        return [Action(REPLACE, "index", name, "mapping differs: " + "; ".join(wrong) + " (delete and recreate)",
+                       body=desired.index, id=name), load]
+    index = Action(NO_CHANGE, "index", name, "index exists with the mapping", id=name)
+    missing = [d["id"] for d in desired.documents if d["id"] not in state.index.documents]
+    differ = [d["id"] for d in desired.documents if d["id"] in state.index.documents
+              and state.index.documents[d["id"]] != {k: v for k, v in d.items() if k != "id"}]
+    extra = len(set(state.index.documents) - {d["id"] for d in desired.documents})
+    tail = f" (and {extra} other document(s) left alone)" if extra else ""
+    if missing or differ:
+        parts = [f"{len(missing)} missing" if missing else "", f"{len(differ)} differ" if differ else ""]
+        why = f"reload {n} sample documents ({', '.join(p for p in parts if p)}){tail}"
+        return [index, Action(UPDATE, "documents", name, why, body=desired.documents_text)]
+    return [index, Action(NO_CHANGE, "documents", name, f"all {n} sample documents present and equal{tail}")]
+
+
+def pipeline_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a rerank pipeline body os-rerank manages, for comparison."""
+    processors = body.get("response_processors") or []
+    rerank = (processors[0] or {}).get("rerank", {}) if len(processors) == 1 else {}
+    return {
+        "description": body.get("description"),
+        "processors": [next(iter(p), None) for p in processors if isinstance(p, dict)],
+        "model_id": (rerank.get("ml_opensearch") or {}).get("model_id"),
+        "document_fields": (rerank.get("context") or {}).get("document_fields"),
+        "ignore_failure": bool(rerank.get("ignore_failure", False)),
+        "request_processors": body.get("request_processors") or [],
+    }
+
+
+def _pipeline(desired: Desired, state: ClusterState, model: Action) -> Action:
+    name = desired.pipeline_name
+    model_id = model.id if model.kind in (NO_CHANGE, UPDATE) else KNOWN_AFTER_APPLY
+    want = _with_model_id(desired.pipeline, model_id or KNOWN_AFTER_APPLY)
+    if state.pipeline is None:
+        return Action(CREATE, "pipeline", name, "no search pipeline with this name", body=want)
+    live, wanted = pipeline_fields(state.pipeline), pipeline_fields(want)
+    if model_id == KNOWN_AFTER_APPLY:
+        return Action(UPDATE, "pipeline", name, "the model is new: point the pipeline at it", body=want, id=name)
+    diffs = [f"{k} ({_short(live[k])} -> {_short(wanted[k])})" for k in wanted if live[k] != wanted[k]]
+    if diffs:
+        return Action(UPDATE, "pipeline", name, "pipeline differs: " + "; ".join(diffs), body=want, id=name)
+    return Action(NO_CHANGE, "pipeline", name, f"pipeline exists and reranks with model {model_id}", id=name)
+
+
+def _with_model_id(body: dict[str, Any], model_id: str) -> dict[str, Any]:
+    out = dict(body)
+    out["response_processors"] = [
+        {"rerank": {**p["rerank"], "ml_opensearch": {**p["rerank"]["ml_opensearch"], "model_id": model_id}}}
+        if "rerank" in p else p
+        for p in body.get("response_processors", [])
+    ]
+    return out
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    """The plan as `os-rerank plan` prints it: one line per action, then the summary."""
+    lines = [f"OpenSearch {format_version(plan.version)}"]
+    width = max(len(a.resource) for a in plan.actions)
+    for a in plan.actions:
+        lines.append(f"  {SYMBOLS[a.kind]:<3} {a.kind:<9} {a.resource:<{width}}  {a.name}  [{a.shown_id}]")
+        lines.append(f"        {a.reason}")
+    lines.append(plan.summary())
+    return lines

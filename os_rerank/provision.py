@@ -1,0 +1,92 @@
+"""The provisioning commands as library calls: each returns data for the CLI to print, and never prints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, OnEvent, apply_plan
+from .cluster import Cluster, connect
+from .config import Config
+from .credentials import ConnectorCredential
+from .diagnose import diagnoser
+from .errors import ClusterError
+from .plan import Plan, desired_state, make_plan
+from .preflight import ClusterInfo, is_private_host, preflight
+from .state import ClusterState, find_by_name, read_state
+from .status import StatusRow, status_rows
+from .verify import VerifyReport, verify
+
+
+def open_cluster(config: Config) -> Cluster:
+    """A Cluster for `config` whose errors carry os-rerank's diagnosis of ML Commons failures."""
+    cluster = connect(config)
+    cluster.diagnose = diagnoser(config)
+    return cluster
+
+
+def read(cluster: Cluster, config: Config) -> tuple[ClusterInfo, ClusterState]:
+    """Preflight, then the current state of every managed resource."""
+    info = preflight(cluster)
+    return info, read_state(cluster, config, info)
+
+
+def plan_setup(cluster: Cluster, config: Config, *, private_host: Callable[[str], bool] = is_private_host) -> Plan:
+    """What setup would do on this cluster (reads only)."""
+    info, state = read(cluster, config)
+    desired = desired_state(config, info.version, endpoint_private=private_host(config.sagemaker.connector_url))
+    return make_plan(desired, state)
+
+
+@dataclass
+class SetupResult:
+    plan: Plan
+    applied: ApplyResult
+    writes: int
+    verify: VerifyReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_dict(),
+            "events": [e.to_dict() for e in self.applied.events],
+            "writes": self.writes,
+            "ids": {"connector": self.applied.connector_id, "model_group": self.applied.model_group_id,
+                    "model": self.applied.model_id},
+            "verify": self.verify.to_dict() if self.verify else None,
+        }
+
+
+def run_setup(cluster: Cluster, config: Config, credential: ConnectorCredential, *, on_event: OnEvent | None = None,
+              run_verify: bool = True, deploy_timeout: float = DEPLOY_TIMEOUT_SECONDS,
+              private_host: Callable[[str], bool] = is_private_host) -> SetupResult:
+    """Plan, apply, and (unless told not to) verify; `writes` counts every write request sent."""
+    plan = plan_setup(cluster, config, private_host=private_host)
+    applied = apply_plan(plan, cluster, config, credential, on_event, deploy_timeout=deploy_timeout)
+    writes = len(cluster.writes())
+    report = None
+    if run_verify:
+        assert applied.model_id is not None
+        report = verify(cluster, config, applied.model_id)
+    return SetupResult(plan, applied, writes, report)
+
+
+def model_id_for(cluster: Cluster, config: Config) -> str:
+    """The id of the one model named by config; ClusterError when there is none (or several)."""
+    found = find_by_name(cluster, "models", config.model.name)
+    if not found:
+        raise ClusterError(f"no model named {config.model.name!r} on the cluster", fix="run `os-rerank setup` first")
+    if len(found) > 1:
+        raise ClusterError(f"{len(found)} models are named {config.model.name!r}: {', '.join(f.id for f in found)}",
+                           fix="run `os-rerank teardown`, then `os-rerank setup`")
+    return found[0].id
+
+
+def run_verify(cluster: Cluster, config: Config) -> VerifyReport:
+    preflight(cluster)
+    return verify(cluster, config, model_id_for(cluster, config))
+
+
+def run_status(cluster: Cluster, config: Config) -> list[StatusRow]:
+    info, state = read(cluster, config)
+    return status_rows(config, info, state)

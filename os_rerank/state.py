@@ -1,0 +1,200 @@
+"""What the cluster holds now, for the resources os-rerank manages. GETs only (and read-only `_search` POSTs).
+
+Resources are found by name, never by a remembered id: a second machine, or a setup that died half-way, finds the
+same things. More than one resource with our name is reported as such (plan refuses to pick one).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cluster import Cluster
+from .config import Config
+from .errors import ClusterError
+from .preflight import ClusterInfo
+from .render import Version
+
+TRUSTED_REGEX = "plugins.ml_commons.trusted_connector_endpoints_regex"
+PRIVATE_IP = "plugins.ml_commons.connector.private_ip_enabled"
+PRIVATE_IP_SINCE: Version = (2, 15, 0)
+
+
+@dataclass(frozen=True)
+class Found:
+    """One ML Commons resource: its id and body as GET returns it."""
+
+    id: str
+    body: dict[str, Any]
+
+    @property
+    def model_state(self) -> str:
+        return str(self.body.get("model_state", "UNKNOWN"))
+
+    @property
+    def connector_id(self) -> str | None:
+        value = self.body.get("connector_id")
+        return str(value) if value else None
+
+    @property
+    def model_group_id(self) -> str | None:
+        value = self.body.get("model_group_id")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """The test index: its field mappings, document count and documents by id."""
+
+    properties: dict[str, Any]
+    count: int
+    documents: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """Everything plan compares against: settings and each managed resource (several when names collide)."""
+
+    version: Version
+    trusted_regexes: tuple[str, ...]
+    trusted_regexes_set: bool  # False: the list is the built-in default
+    private_ip_enabled: bool | None  # None: the setting does not exist on this version
+    connectors: tuple[Found, ...] = ()
+    model_groups: tuple[Found, ...] = ()
+    models: tuple[Found, ...] = ()
+    index: IndexState | None = None
+    pipeline: dict[str, Any] | None = None
+    plugins: frozenset[str] = field(default_factory=frozenset)
+
+
+def read_state(cluster: Cluster, config: Config, info: ClusterInfo) -> ClusterState:
+    """The cluster's current state for `config`'s resources."""
+    regexes, regexes_set, private_ip = read_settings(cluster, info.version)
+    connectors = tuple(
+        Found(hit.id, _get_body(cluster, f"/_plugins/_ml/connectors/{hit.id}") or hit.body)
+        for hit in find_by_name(cluster, "connectors", config.connector.name)
+    )
+    groups = find_by_name(cluster, "model_groups", config.model.group) if config.model.group else ()
+    models = tuple(
+        Found(hit.id, _get_body(cluster, f"/_plugins/_ml/models/{hit.id}") or hit.body)
+        for hit in find_by_name(cluster, "models", config.model.name)
+    )
+    return ClusterState(
+        version=info.version,
+        trusted_regexes=regexes,
+        trusted_regexes_set=regexes_set,
+        private_ip_enabled=private_ip,
+        connectors=connectors,
+        model_groups=groups,
+        models=models,
+        index=read_index(cluster, config.index.name),
+        pipeline=read_pipeline(cluster, config.pipeline.name),
+        plugins=info.plugins,
+    )
+
+
+def read_settings(cluster: Cluster, version: Version) -> tuple[tuple[str, ...], bool, bool | None]:
+    """(trusted endpoint regexes in force, whether they were set explicitly, private_ip_enabled or None)."""
+    data = cluster.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"})
+    data = data or {}
+    regexes: list[str] | None = None
+    explicit = False
+    for scope in ("transient", "persistent", "defaults"):  # transient wins over persistent, both over defaults
+        value = _setting(data.get(scope) or {}, TRUSTED_REGEX)
+        if value is not None:
+            regexes = _as_list(value)
+            explicit = scope != "defaults"
+            break
+    private: bool | None = None
+    for scope in ("transient", "persistent", "defaults"):
+        value = _setting(data.get(scope) or {}, PRIVATE_IP)
+        if value is not None:
+            private = str(value).lower() == "true"
+            break
+    if private is None and version >= PRIVATE_IP_SINCE:
+        private = False
+    return tuple(regexes or ()), explicit, private
+
+
+def _setting(scope: dict[str, Any], key: str) -> Any:
+    """A setting from flat (`a.b.c`) or nested settings; list settings may come flat as `key.0`, `key.1`."""
+    if key in scope:
+        return scope[key]
+    indexed = sorted((k for k in scope if k.startswith(key + ".") and k[len(key) + 1:].isdigit()),
+                     key=lambda k: int(k[len(key) + 1:]))
+    if indexed:
+        return [scope[k] for k in indexed]
+    node: Any = scope
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                return [value]
+            if isinstance(parsed, list):
+                return [str(v) for v in parsed]
+        return [value] if text else []
+    return [str(value)]
+
+
+def find_by_name(cluster: Cluster, kind: str, name: str | None) -> tuple[Found, ...]:
+    """Every ML Commons `kind` (connectors, models, model_groups) whose name is exactly `name`."""
+    if not name:
+        return ()
+    body = {"query": {"term": {"name.keyword": name}}, "size": 100}
+    try:
+        result = cluster.request("POST", f"/_plugins/_ml/{kind}/_search", body=body, missing_ok=True)
+    except ClusterError as exc:
+        if "index_not_found" in exc.message or "no such index" in exc.message:
+            return ()  # a fresh cluster has no ML Commons system indices yet
+        raise
+    hits = ((result or {}).get("hits") or {}).get("hits") or []
+    out = []
+    for hit in hits:
+        source = hit.get("_source") or {}
+        if source.get("name") == name:  # term on name.keyword is exact; guard against a mapping without it
+            out.append(Found(str(hit.get("_id")), dict(source)))
+    return tuple(sorted(out, key=lambda f: f.id))
+
+
+def _get_body(cluster: Cluster, path: str) -> dict[str, Any] | None:
+    body = cluster.request("GET", path, missing_ok=True)
+    return dict(body) if isinstance(body, dict) else None
+
+
+def read_index(cluster: Cluster, name: str) -> IndexState | None:
+    """The index's mapping and documents, or None when there is no such index."""
+    info = cluster.request("GET", f"/{name}", missing_ok=True)
+    if not info:
+        return None
+    entry: dict[str, Any] = info.get(name) or next(iter(info.values()), {})
+    properties = ((entry.get("mappings") or {}).get("properties")) or {}
+    count = (cluster.request("GET", f"/{name}/_count") or {}).get("count", 0)
+    size = max(0, min(int(count), 10000))
+    docs: dict[str, dict[str, Any]] = {}
+    if size:
+        result = cluster.request("POST", f"/{name}/_search", body={"query": {"match_all": {}}, "size": size})
+        for hit in ((result or {}).get("hits") or {}).get("hits") or []:
+            docs[str(hit.get("_id"))] = dict(hit.get("_source") or {})
+    return IndexState(dict(properties), int(count), docs)
+
+
+def read_pipeline(cluster: Cluster, name: str) -> dict[str, Any] | None:
+    """The search pipeline's body, or None when it does not exist."""
+    result = cluster.request("GET", f"/_search/pipeline/{name}", missing_ok=True)
+    if not result:
+        return None
+    body = result.get(name)
+    return dict(body) if isinstance(body, dict) else None
