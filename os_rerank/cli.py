@@ -17,7 +17,7 @@ from . import __version__
 from .config import ENV_OVERRIDES, Config, load_config
 from .contracts import CONTRACT_NAMES
 from .errors import OsRerankError
-from .output import Env, print_rendered
+from .output import Env, print_json, print_rendered, table
 
 Handler = Callable[[argparse.Namespace, Env], int]
 
@@ -70,11 +70,96 @@ def _not_built(name: str) -> Handler:
     return handler
 
 
-_cmd_plan = _not_built("plan")
-_cmd_setup = _not_built("setup")
-_cmd_verify = _not_built("verify")
-_cmd_status = _not_built("status")
-_cmd_teardown = _not_built("teardown")
+def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
+    from .plan import plan_lines
+    from .provision import open_cluster, plan_setup
+
+    config = _config(args, env)
+    plan = plan_setup(open_cluster(config), config)
+    if args.json:
+        print_json(env, plan.to_dict())
+    else:
+        for line in plan_lines(plan):
+            env.out(line)
+    return EXIT_OK
+
+
+def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
+    from .credentials import connector_credential
+    from .provision import open_cluster, run_setup
+    from .verify import check
+
+    config = _config(args, env)
+    credential = connector_credential(config)
+    env.secrets.update(credential.secrets())  # before anything can print
+    cluster = open_cluster(config)
+    on_event = None if args.json else (lambda event: env.out(event.line()))
+    result = run_setup(cluster, config, credential, on_event=on_event, run_verify=not args.no_verify,
+                       deploy_timeout=args.timeout)
+    if args.json:
+        print_json(env, result.to_dict())
+    else:
+        if result.writes == 0:
+            env.out("No changes. The cluster already matches the config (0 writes).")
+        else:
+            env.out(f"Setup applied: {len(result.applied.steps)} steps, {result.writes} write requests.")
+        for line in result.verify.lines() if result.verify else []:
+            env.out(line)
+    if result.verify is not None:
+        check(result.verify)
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace, env: Env) -> int:
+    from .credentials import aws_session
+    from .provision import open_cluster, run_verify
+    from .verify import check
+
+    config = _config(args, env)
+    credentials = aws_session(config).get_credentials()
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        env.secrets.update(s for s in (frozen.secret_key, frozen.token) if s)
+    report = run_verify(open_cluster(config), config)
+    if args.json:
+        print_json(env, report.to_dict())
+    else:
+        for line in report.lines():
+            env.out(line)
+    check(report)
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace, env: Env) -> int:
+    from .provision import open_cluster, run_status
+    from .status import HEADERS
+
+    config = _config(args, env)
+    rows = run_status(open_cluster(config), config)
+    if args.json:
+        print_json(env, [r.to_dict() for r in rows])
+    else:
+        env.out(table([(r.resource, r.name, r.id, r.state) for r in rows], HEADERS))
+    return EXIT_OK
+
+
+def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
+    from .errors import ClusterError
+    from .provision import open_cluster
+    from .teardown import teardown
+
+    config = _config(args, env)
+    on_step = None if args.json else (lambda step: env.out(step.line()))
+    report = teardown(open_cluster(config), config, keep_index=args.keep_index, on_step=on_step)
+    if args.json:
+        print_json(env, report.to_dict())
+    if report.failed:
+        raise ClusterError(f"teardown: {len(report.failed)} step(s) failed: "
+                           + "; ".join(f"{s.resource} {s.id or s.name}" for s in report.failed),
+                           fix="fix the causes above and run `os-rerank teardown` again (it skips what is gone)")
+    if not args.json:
+        env.out("Teardown complete.")
+    return EXIT_OK
 
 # --- search / eval (issue 5) ----------------------------------------------------------------------------------------
 
@@ -209,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("setup", _cmd_setup, "create or update everything, then verify it end to end")
     _add_config(p)
     _add_json(p)
+    p.add_argument("--no-verify", action="store_true", help="skip the end-to-end check after applying")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="how long to wait for a model to deploy (default: 120)")
 
     p = command("verify", _cmd_verify, "check the predict roundtrip against the endpoint and a reranked search")
     _add_config(p)
