@@ -245,8 +245,71 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
 
 # --- the AWS side (issue 7) -----------------------------------------------------------------------------------------
 
-_cmd_endpoint = _not_built("endpoint")
-_cmd_rotate_credentials = _not_built("rotate-credentials")
+def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
+    from . import aws_endpoint
+    from .credentials import chain_secrets
+    from .output import print_json, table
+
+    config = _config(args, env)
+    env.secrets.update(chain_secrets(config))
+    clients = aws_endpoint.aws_clients(config)
+    if args.action == "deploy":
+        result = aws_endpoint.deploy_endpoint(config, clients, on_event=env.err, timeout=args.timeout)
+        if args.json:
+            print_json(env, result.to_json())
+            return EXIT_OK
+        env.out(f"endpoint {result.endpoint_name}: {result.outcome}, {result.status}")
+        env.out(f"  model     {result.model_name}")
+        env.out(f"  config    {result.config_name} ({result.instance_count} x {result.instance_type})")
+        env.out(f"  image     {result.image_uri}")
+        env.out(f"  writes    {', '.join(result.writes) or 'none'}")
+        return EXIT_OK
+    if args.action == "status":
+        status = aws_endpoint.endpoint_status(config, clients)
+        if args.json:
+            print_json(env, status)
+            return EXIT_OK
+        rows = [[key, _status_cell(value)] for key, value in status.items() if value is not None]
+        env.out(table(rows, ["field", "value"]))
+        return EXIT_OK
+    deleted = aws_endpoint.delete_endpoint(config, clients, on_event=env.err)
+    if args.json:
+        print_json(env, deleted.to_json())
+        return EXIT_OK
+    for item in deleted.deleted:
+        env.out(f"deleted   {item}")
+    for item in deleted.missing:
+        env.out(f"missing   {item} (nothing to delete)")
+    return EXIT_OK
+
+
+def _status_cell(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value) or "none"
+    return str(value)
+
+
+def _cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
+    from .cluster import connect
+    from .credentials import connector_credential, credential_warnings, is_aws_managed
+    from .output import print_json
+    from .rotate import predict_roundtrip, rotate_credentials
+
+    config = _config(args, env)
+    cred = connector_credential(config)
+    env.secrets.update(cred.secrets())
+    for warning in credential_warnings(cred, aws_managed=is_aws_managed(config)):
+        env.err(f"os-rerank: warning: {warning}")
+    result = rotate_credentials(connect(config), config, cred, on_event=env.err,
+                                verify=None if args.no_verify else predict_roundtrip)
+    if args.json:
+        print_json(env, result.to_json())
+        return EXIT_OK
+    env.out(f"connector {result.connector_id}: credential updated ({result.credential_kind}); "
+            f"models {', '.join(result.model_ids) or 'none'}; verified: {'yes' if result.verified else 'no'}")
+    return EXIT_OK
 
 
 # --- the parser -----------------------------------------------------------------------------------------------------
@@ -356,11 +419,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sagemaker_serve", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
 
     p = command("endpoint", _cmd_endpoint, "deploy, inspect or delete the SageMaker endpoint")
-    _add_config(p)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser("deploy", help="create or update the endpoint of the deploy: section; wait for InService")
+    _add_config(a)
+    _add_json(a)
+    a.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="how long to wait for InService (default: 1800)")
+    a = actions.add_parser("status", help="show the endpoint, its config, model, image, instances and autoscaling")
+    _add_config(a)
+    _add_json(a)
+    a = actions.add_parser("delete", help="delete the endpoint, its endpoint configs, model and autoscaling")
+    _add_config(a)
+    _add_json(a)
 
     p = command("rotate-credentials", _cmd_rotate_credentials,
                 "put fresh AWS credentials into the connector (undeploy, update, deploy, verify)")
     _add_config(p)
+    _add_json(p)
+    p.add_argument("--no-verify", action="store_true", help="skip the predict roundtrip after deploying")
     return parser
 
 
