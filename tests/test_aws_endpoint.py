@@ -358,3 +358,15 @@ def test_failed_endpoint_is_recreated(tmp_path: Path, clients: AwsClients) -> No
     assert result.outcome == "recreated"
     assert result.writes[0] == "DeleteEndpoint" and result.writes[-1] == "CreateEndpoint"
     assert any("image not found" in e for e in events)
+
+
+def test_the_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
+    example = (Path(__file__).resolve().parent.parent / "config.example.yaml").read_text(encoding="utf-8")
+    block = example[example.index("# deploy:"):]
+    lines = [line[2:] for line in block.splitlines() if line.startswith("# ") and not line.startswith("#   # ")]
+    path = tmp_path / "config.yaml"
+    path.write_text(example + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    config = load_config(path, env={})
+    assert config.deploy is not None and config.deploy.preset == "ms-marco-minilm-l6"
+    assert config.deploy.autoscaling is not None and config.deploy.autoscaling.max == 4
+    assert aws_endpoint.endpoint_spec(config).image_uri == default_image_uri("us-west-2", "ml.m5.xlarge")
