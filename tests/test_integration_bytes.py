@@ -83,7 +83,10 @@ def _write_config(path: Path) -> Path:
     """config.example.yaml with this test's own names and the stack's endpoint URLs."""
     data = yaml.safe_load((REPO / "config.example.yaml").read_text(encoding="utf-8"))
     sm = data["sagemaker"]
-    sm["endpoint_url"] = os.environ.get("OS_RERANK_ENDPOINT_URL", sm.get("endpoint_url"))
+    url = os.environ.get("OS_RERANK_ENDPOINT_URL") or sm["endpoint_url"]
+    if not url.rstrip("/").endswith("/invocations"):  # a base URL, as tests/scenarios/conftest.py also accepts
+        url = f"{url.rstrip('/')}/endpoints/{sm['endpoint_name']}/invocations"
+    sm["endpoint_url"] = url
     sm["local_endpoint_url"] = os.environ.get("OS_RERANK_LOCAL_ENDPOINT_URL", sm.get("local_endpoint_url"))
     data["connector"]["name"] = NAME
     data["model"]["name"] = NAME
