@@ -108,6 +108,15 @@ def test_endpoint_service_is_built_from_dockerfile_endpoint_and_serves_on_the_co
     }
 
 
+def test_dockerfile_endpoint_provides_what_the_compose_service_runs(compose) -> None:
+    dockerfile = REPO / compose["endpoint"]["build"]["dockerfile"]
+    if not dockerfile.exists():
+        pytest.skip(f"{dockerfile.name} not written yet (the endpoint image, issue 3)")
+    text = dockerfile.read_text(encoding="utf-8")
+    assert re.search(r"^FROM\s+\S*python", text, re.M | re.I), "the health check runs python3 in the image"
+    assert re.search(r"pip install", text), "the entrypoint runs the os-rerank console script"
+
+
 def test_config_example_points_at_the_compose_endpoint(compose, example) -> None:
     args = build_parser().parse_args(compose["endpoint"]["entrypoint"][1:])
     sm = example["sagemaker"]
