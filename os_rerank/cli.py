@@ -185,7 +185,37 @@ def _cmd_search(args: argparse.Namespace, env: Env) -> int:
     return EXIT_OK
 
 
-_cmd_eval = _not_built("eval")
+def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
+    from .cluster import connect
+    from .eval import (
+        format_report,
+        load_corpus,
+        load_qrels,
+        load_queries,
+        parse_depths,
+        plot_report,
+        require_matplotlib,
+        run_eval,
+    )
+    from .output import print_json
+
+    config = _config(args, env)
+    if args.plot:
+        require_matplotlib()
+    depths = parse_depths(args.depths)
+    queries = load_queries(args.queries)
+    qrels = load_qrels(args.qrels)
+    corpus = load_corpus(args.corpus, config.pipeline.document_fields) if args.corpus else None
+    report = run_eval(connect(config), config, queries, qrels, depths=depths, corpus=corpus,
+                      corpus_name=args.corpus, on_event=env.err)
+    if args.plot:
+        plot_report(report, args.plot)
+        env.err(f"eval: plot written to {args.plot}")
+    if args.json:
+        print_json(env, report.to_json())
+    else:
+        env.out(format_report(report))
+    return EXIT_OK
 
 # --- the local endpoint (issue 3) -----------------------------------------------------------------------------------
 
@@ -391,6 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("eval", _cmd_eval, "measure what reranking buys: nDCG, MRR, recall and latency")
     _add_config(p)
     _add_json(p)
+    p.add_argument("--queries", required=True, metavar="FILE", help='queries: JSONL {"id","text"} or TSV id<TAB>text')
+    p.add_argument("--qrels", required=True, metavar="FILE",
+                   help='judgments: TREC qrels (qid 0 docid rel) or JSONL {"query_id","doc_id","relevance"}')
+    p.add_argument("--corpus", metavar="FILE",
+                   help="JSONL documents to load into <index>-eval (default: evaluate on the test index)")
+    p.add_argument("--depths", default="10,20,50", metavar="K,K,...",
+                   help="hits reranked per query, each at most sagemaker.max_batch (default 10,20,50)")
+    p.add_argument("--plot", metavar="FILE.png", help="also draw metrics and latency against depth (needs [plot])")
 
     p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint")
     p.add_argument("--contract", default="hf-text-classification", choices=CONTRACT_NAMES)

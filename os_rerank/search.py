@@ -138,9 +138,13 @@ def build_search_body(
     return body
 
 
+# Runs a search without any pipeline, even when the index names a default one (index.search.default_pipeline).
+NO_PIPELINE = "_none"
+
+
 def search_params(pipeline: str | None) -> dict[str, str]:
-    """The query-string parameters: the pipeline to run the response through, if any."""
-    return {"search_pipeline": pipeline} if pipeline else {}
+    """The query-string parameters: the pipeline to run the response through, or `_none` for no pipeline at all."""
+    return {"search_pipeline": pipeline or NO_PIPELINE}
 
 
 def parse_page(response: Mapping[str, Any], *, latency_ms: float = 0.0) -> Page:

@@ -190,7 +190,8 @@ def test_run_search_sends_one_reranked_request(config: Config) -> None:
 def test_compare_runs_without_pipeline_first_and_reports_old_ranks(config: Config) -> None:
     cluster, transport = cluster_with(recorded("search_plain_capital"), recorded("search_reranked_capital"))
     result = run_search(cluster, config, QUERY, size=4, window=4, compare=True)
-    assert [s[2] for s in transport.sent] == [{}, {"search_pipeline": "rerank_pipeline_sagemaker"}]
+    assert [s[2] for s in transport.sent] == [{"search_pipeline": "_none"},
+                                              {"search_pipeline": "rerank_pipeline_sagemaker"}]
     assert "ext" not in transport.sent[0][3]
     assert transport.sent[0][3]["size"] == transport.sent[1][3]["size"] == 4
     assert [(h.id, h.rank, h.was) for h in result.hits] == [
@@ -202,7 +203,7 @@ def test_compare_runs_without_pipeline_first_and_reports_old_ranks(config: Confi
 def test_compare_with_no_hits_sends_nothing_to_the_reranker(config: Config) -> None:
     cluster, transport = cluster_with(recorded("search_empty"))
     result = run_search(cluster, config, "zzz", compare=True)
-    assert len(transport.sent) == 1 and transport.sent[0][2] == {}
+    assert len(transport.sent) == 1 and transport.sent[0][2] == {"search_pipeline": "_none"}
     assert result.hits == () and result.reranked is None
     assert "no hits: nothing was sent to the reranker" in result.notes
     assert format_search(result, ["passage_text"]).endswith("(no hits to show)")
