@@ -192,3 +192,37 @@ def test_report_table() -> None:
         "10     without   0.5000   0.2500  0.7500    1.0000  3.0     10.0",
     ]
     assert report.to_json()["results"][1]["ndcg@10"] == 0.75
+
+
+# --- the plot ---------------------------------------------------------------------------------------------------------
+
+
+def _report() -> EvalReport:
+    rows = tuple(
+        RunScores(d, run, 0.4 + d / 500 + (0.1 if run == "reranked" else 0), 0.3, d / 50, d / 50, 2.0 + d / 10,
+                  4.0 + d / 5, 3)
+        for d in (10, 20, 50) for run in ("without", "reranked")
+    )
+    return EvalReport(Documents("idx", 10), 3, ("a", "b", "c"), 9, (10, 20, 50), rows)
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from os_rerank.errors import OsRerankError
+    from os_rerank.eval import plot_report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    with pytest.raises(OsRerankError) as info:
+        plot_report(_report(), tmp_path / "eval.png")
+    assert info.value.lines() == ["--plot needs matplotlib, which is not installed",
+                                  "fix: pip install 'os-rerank[plot]'"]
+
+
+def test_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (the optional [plot] extra)")
+    from os_rerank.eval import plot_report
+
+    path = tmp_path / "eval.png"
+    plot_report(_report(), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
