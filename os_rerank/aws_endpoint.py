@@ -217,8 +217,10 @@ def _is_missing(exc: Exception) -> bool:
     if not isinstance(exc, ClientError):
         return False
     error = exc.response.get("Error", {})
+    if error.get("Code") == "ObjectNotFoundException":  # Application Auto Scaling: "No scalable target registered"
+        return True
     message = str(error.get("Message", "")).lower()
-    return error.get("Code") in ("ValidationException", "ResourceNotFound", "ObjectNotFoundException") and (
+    return error.get("Code") in ("ValidationException", "ResourceNotFound") and (
         "could not find" in message or "not found" in message or "does not exist" in message
     )
 

@@ -370,3 +370,11 @@ def test_the_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
     assert config.deploy is not None and config.deploy.preset == "ms-marco-minilm-l6"
     assert config.deploy.autoscaling is not None and config.deploy.autoscaling.max == 4
     assert aws_endpoint.endpoint_spec(config).image_uri == default_image_uri("us-west-2", "ml.m5.xlarge")
+
+
+def test_deregistering_a_missing_scalable_target_is_tolerated(tmp_path: Path, clients: AwsClients) -> None:
+    spec = aws_endpoint.endpoint_spec(load(tmp_path))
+    gone = aws_endpoint._call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target,
+                              missing_ok=True, ServiceNamespace="sagemaker", ResourceId=spec.resource_id,
+                              ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+    assert gone is None
