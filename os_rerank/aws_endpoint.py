@@ -222,6 +222,7 @@ def _is_missing(exc: Exception) -> bool:
     message = str(error.get("Message", "")).lower()
     return error.get("Code") in ("ValidationException", "ResourceNotFound") and (
         "could not find" in message or "not found" in message or "does not exist" in message
+        or "no scalable target" in message  # moto's wording for a missing target
     )
 
 
