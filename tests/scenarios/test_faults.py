@@ -1,0 +1,128 @@
+"""Fault injection, against the double only (a real cluster cannot be told to fail): FAKE ONLY, every test here
+uses `fake_backend`. Cluster faults come from `OpenSearchDouble.inject/drop`, endpoint faults from
+`EndpointServer.fail_next`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from os_rerank.render import render_requests
+from tests.scenarios.conftest import ACCESS_KEY, SECRET_KEY, Backend
+
+
+def _setup(backend: Backend, config: str, *extra: str) -> dict[str, Any]:
+    code, report, err = backend.run_json("setup", "--config", config, *extra)
+    assert (code, err) == (0, ""), err
+    return report
+
+
+def _names(backend: Backend) -> dict[str, int]:
+    state = backend.double.state
+    return {"connectors": len(state.connectors), "models": len(state.models)}
+
+
+def test_what_render_prints_is_byte_for_byte_what_setup_sends(fake_backend: Backend) -> None:
+    from os_rerank.config import load_config
+
+    path = fake_backend.config()
+    report = _setup(fake_backend, str(path), "--no-verify")
+    ids = report["ids"]
+    config = load_config(path, {})
+    rendered = render_requests(config, version=(2, 19, 0), credential={"access_key": ACCESS_KEY,
+                                                                       "secret_key": SECRET_KEY},
+                               connector_id=ids["connector"], model_group_id=ids["model_group"],
+                               model_id=ids["model"])
+    sent = {(r.method, r.path + (f"?{r.query}" if r.query else "")): r.body.decode("utf-8")
+            for r in fake_backend.double.requests if r.is_write}
+    assert len(rendered) == 6
+    for item in rendered:
+        assert sent[(item.method, item.path)] == item.body, item.what
+
+
+def test_cluster_429_and_503_on_writes_are_retried(fake_backend: Backend) -> None:
+    double = fake_backend.double
+    double.inject("PUT", r"^/_cluster/settings$", status=429, times=1)
+    double.inject("POST", r"/connectors/_create$", status=503, times=2)
+    report = _setup(fake_backend, str(fake_backend.config()))
+    assert report["verify"]["passed"] is True
+    statuses = [r.status for r in double.requests if r.path.endswith("/connectors/_create")]
+    assert statuses == [503, 503, 200]
+    assert _names(fake_backend) == {"connectors": 1, "models": 1}
+
+
+def test_master_key_not_ready_is_retried(fake_backend: Backend) -> None:
+    fake_backend.double.ml.master_key_failures = 2
+    code, out, err = fake_backend.run("setup", "--config", str(fake_backend.config()), "--no-verify")
+    assert (code, err) == (0, "")
+    assert out.count("! ML Commons' encryption master key is not ready yet; retrying in ") == 2
+    assert _names(fake_backend) == {"connectors": 1, "models": 1}
+
+
+def test_connection_drop_mid_setup_then_rerun_completes_without_duplicates(fake_backend: Backend) -> None:
+    config = str(fake_backend.config())
+    # The register happens but its answer is lost: the worst case for duplicates.
+    fake_backend.double.drop("POST", r"/_plugins/_ml/models/_register$", applied=True)
+    code, out, err = fake_backend.run("setup", "--config", config)
+    assert code == 4
+    lines = err.splitlines()
+    assert lines[0] == "os-rerank: error: setup stopped at model 'os-rerank scenario model': POST " \
+                       "/_plugins/_ml/models/_register: no answer from " + fake_backend.url + \
+                       lines[0].split(fake_backend.url, 1)[1]
+    assert lines[1].startswith("os-rerank: error: finished before it stopped: cluster setting ")
+    assert "connector os-rerank scenario connector created (id " in lines[1]
+    assert "model group os-rerank-scenario created (id " in lines[1]
+    assert lines[2] == ("os-rerank: error: not done: model os-rerank scenario model; index os-rerank-scenario; "
+                        "documents os-rerank-scenario; pipeline os_rerank_scenario")
+    assert lines[3].endswith("then run `os-rerank setup` again: it finds what exists by name and completes the rest")
+
+    report = _setup(fake_backend, config)
+    kinds = {a["resource"]: a["kind"] for a in report["plan"]["actions"]}
+    assert kinds == {"settings": "no change", "connector": "no change", "model group": "no change",
+                     "model": "update", "index": "create", "documents": "create", "pipeline": "create"}
+    assert report["verify"]["passed"] is True
+    assert _names(fake_backend) == {"connectors": 1, "models": 1}
+    assert _setup(fake_backend, config)["writes"] == 0
+
+
+def test_endpoint_503_during_verify_is_retried_by_the_cluster_layer(fake_backend: Backend) -> None:
+    config = str(fake_backend.config())
+    _setup(fake_backend, config, "--no-verify")
+    fake_backend.endpoint.fail_next(503, count=1, error_type="ServiceUnavailable")
+    code, report, err = fake_backend.run_json("verify", "--config", config)
+    assert (code, err) == (0, "")
+    assert report["passed"] is True
+    predicts = [r.status for r in fake_backend.double.requests if "/_predict/" in r.path]
+    assert predicts == [503, 200]
+
+
+def test_endpoint_500_once_during_verify_is_retried_by_verify(fake_backend: Backend) -> None:
+    config = str(fake_backend.config())
+    _setup(fake_backend, config, "--no-verify")
+    fake_backend.endpoint.fail_next(500, count=1)
+    code, report, err = fake_backend.run_json("verify", "--config", config)
+    assert (code, err) == (0, "")
+    assert (report["passed"], report["retries"]) == (True, 1)
+
+
+def test_endpoint_failing_for_good_fails_verify_with_the_reason(fake_backend: Backend) -> None:
+    config = str(fake_backend.config())
+    _setup(fake_backend, config, "--no-verify")
+    fake_backend.endpoint.fail_next(500, count=50)
+    code, out, err = fake_backend.run("verify", "--config", config)
+    assert code == 6
+    assert err.startswith("os-rerank: error: verification failed for model ")
+    assert "os-rerank: error:   predict through OpenSearch failed: POST /_plugins/_ml/_predict/text_similarity/" in err
+    assert "os-rerank: error:   calling the endpoint directly failed: " in err
+
+
+def test_endpoint_throttling_during_verify_is_retried_by_ml_commons(fake_backend: Backend) -> None:
+    config = str(fake_backend.config())
+    _setup(fake_backend, config, "--no-verify")
+    fake_backend.endpoint.fail_next(400, count=1, error_type="ThrottlingException")
+    code, report, err = fake_backend.run_json("verify", "--config", config)
+    assert (code, err) == (0, "")
+    assert (report["passed"], report["retries"]) == (True, 0)
+    # The connector's client_config (max_retry_times 3, 2.15+) makes ML Commons retry a throttled call itself.
+    statuses = [c["status"] for c in fake_backend.double.remote_calls]
+    assert statuses[-3:-1] == [400, 200]
