@@ -50,16 +50,17 @@ class RotateResult:
 
 def find_connector(cluster: Cluster, name: str) -> str:
     """The id of the one connector called `name`; OsRerankError when there is none or more than one."""
-    body = {"query": {"term": {"name.keyword": name}}, "size": 10}
-    hits = _hits(cluster.request("POST", f"{_ML}/connectors/_search", body=body, missing_ok=True))
-    if not hits:
+    from .state import find_by_name
+
+    found = find_by_name(cluster, "connectors", name)
+    if not found:
         raise OsRerankError(f"no connector named {name!r} on the cluster",
                             fix="run `os-rerank setup` first (or set connector.name to the connector's name)")
-    if len(hits) > 1:
-        ids = ", ".join(str(h.get("_id")) for h in hits)
-        raise OsRerankError(f"{len(hits)} connectors are named {name!r} ({ids}); os-rerank cannot tell which to rotate",
-                            fix="delete the extra connectors, or give this one a unique connector.name")
-    return str(hits[0]["_id"])
+    if len(found) > 1:
+        ids = ", ".join(f.id for f in found)
+        raise OsRerankError(f"{len(found)} connectors are named {name!r} ({ids}); os-rerank cannot tell which to "
+                            "rotate", fix="delete the extra connectors, or give this one a unique connector.name")
+    return found[0].id
 
 
 def find_models(cluster: Cluster, connector_id: str) -> list[tuple[str, str]]:
@@ -101,15 +102,11 @@ def deploy_model(
 
 
 def predict_roundtrip(cluster: Cluster, config: Config, model_id: str) -> None:
-    """One rerank predict through ML Commons, so the connector signs a SageMaker call with the new credentials."""
-    docs = ["Washington, D.C. is the capital of the United States.", "Carson City is the capital of Nevada."]
-    body = {"query_text": config.verify.query, "text_docs": docs}
-    response = cluster.request("POST", f"{_ML}/_predict/text_similarity/{model_id}", body=body)
-    try:
-        scores = [float(t["data"][0]) for t in response["inference_results"][0]["output"]]
-    except (KeyError, IndexError, TypeError, ValueError):
-        raise VerifyError(f"predict through model {model_id} answered an unexpected shape after the credential "
-                          f"update: {str(response)[:200]}") from None
+    """One rerank predict through ML Commons (verify.predict), so the connector signs a call with the new keys."""
+    from .verify import predict, probe_documents
+
+    docs = probe_documents(config)
+    scores, _ = predict(cluster, model_id, config.verify.query, docs)
     if len(scores) != len(docs):
         raise VerifyError(f"predict through model {model_id} returned {len(scores)} scores for {len(docs)} "
                           "documents after the credential update")

@@ -378,3 +378,17 @@ def test_deregistering_a_missing_scalable_target_is_tolerated(tmp_path: Path, cl
                               missing_ok=True, ServiceNamespace="sagemaker", ResourceId=spec.resource_id,
                               ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     assert gone is None
+
+
+def test_update_deregisters_autoscaling_around_it(
+    tmp_path: Path, clients: AwsClients, moto_update_endpoint: None
+) -> None:
+    deploy = (f"deploy:\n  preset: ms-marco-minilm-l6\n  execution_role_arn: {ROLE}\n"
+              "  autoscaling: {min: 1, max: 3}\n")
+    deploy_endpoint(load(tmp_path, deploy), clients, sleep=no_sleep)
+    bigger = deploy + "  instance_type: ml.c5.2xlarge\n"
+    result = deploy_endpoint(load(tmp_path, bigger), clients, sleep=no_sleep)
+    assert result.writes == ("CreateEndpointConfig", "DeregisterScalableTarget", "UpdateEndpoint",
+                             "DeleteEndpointConfig", "RegisterScalableTarget", "PutScalingPolicy")
+    targets = clients.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(1, 3)]
