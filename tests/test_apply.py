@@ -29,8 +29,12 @@ def error(status: int, reason: str) -> TransportError:
     return TransportError(status, "error", {"error": {"root_cause": [{"type": "x", "reason": reason}]}})
 
 
+class Seq(list):  # type: ignore[type-arg]
+    """Answers given one per call, the last one repeated."""
+
+
 class Transport:
-    """Answers requests from a list of (method, path regex, answer); an answer may be a list (one per call)."""
+    """Answers requests from a list of (method, path regex, answer); a `Seq` answers one item per call."""
 
     def __init__(self, routes: list[tuple[str, str, Any]]) -> None:
         self.routes = [(m, re.compile(p), a) for m, p, a in routes]
@@ -42,7 +46,7 @@ class Transport:
         self.sent.append((method, path, text))
         for m, pattern, answer in self.routes:
             if m == method and pattern.search(path):
-                if isinstance(answer, list):
+                if isinstance(answer, Seq):
                     answer = answer.pop(0) if len(answer) > 1 else answer[0]
                 if isinstance(answer, Exception):
                     raise answer
@@ -116,7 +120,7 @@ def test_nothing_to_do_sends_nothing() -> None:
 def test_master_key_not_ready_is_retried_with_backoff() -> None:
     key = error(404, "The ML encryption master key has not been initialized yet. Please retry after waiting for "
                      "10 seconds.")
-    routes = [r if "_create" not in r[1] else (r[0], r[1], [key, key, {"connector_id": "c1"}]) for r in CREATE_ALL]
+    routes = [r if "_create" not in r[1] else (r[0], r[1], Seq([key, key, {"connector_id": "c1"}])) for r in CREATE_ALL]
     cluster, transport, sleeps = cluster_for(routes)
     events: list[Event] = []
     apply_plan(make_plan(desired(), empty()), cluster, make_config(), CREDENTIAL, events.append)
@@ -152,7 +156,7 @@ def test_deploy_failed_is_a_clear_error() -> None:
 
 
 def test_deploy_is_polled_until_deployed_and_times_out() -> None:
-    polls = [{"model_state": "DEPLOYING"}, {"model_state": "DEPLOYING"}, {"model_state": "DEPLOYED"}]
+    polls = Seq([{"model_state": "DEPLOYING"}, {"model_state": "DEPLOYING"}, {"model_state": "DEPLOYED"}])
     routes = [r if r[1] != r"/models/m1$" else (r[0], r[1], polls) for r in CREATE_ALL]
     cluster, transport, _ = cluster_for(routes)
     apply_plan(make_plan(desired(), empty()), cluster, make_config(), CREDENTIAL)
@@ -168,7 +172,7 @@ def test_deploy_is_polled_until_deployed_and_times_out() -> None:
 
 def test_register_answering_with_a_task_is_followed_to_the_model_id() -> None:
     routes = [("POST", r"/models/_register$", {"task_id": "t1", "status": "CREATED"}),
-              ("GET", r"/tasks/t1$", [{"state": "RUNNING"}, {"state": "COMPLETED", "model_id": "m1"}]),
+              ("GET", r"/tasks/t1$", Seq([{"state": "RUNNING"}, {"state": "COMPLETED", "model_id": "m1"}])),
               *CREATE_ALL]
     cluster, _, _ = cluster_for(routes)
     assert apply_plan(make_plan(desired(), empty()), cluster, make_config(), CREDENTIAL).model_id == "m1"
