@@ -222,6 +222,7 @@ def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
 SERVE_KEY_ID_ENV = "OS_RERANK_SERVE_ACCESS_KEY_ID"
 SERVE_SECRET_ENV = "OS_RERANK_SERVE_SECRET_ACCESS_KEY"
 SERVE_MODEL_ENV = "OS_RERANK_SERVE_MODEL"
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 
 
 def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
@@ -239,6 +240,8 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
     if secret:
         env.secrets.add(secret)
     model = args.model or env.environ.get(SERVE_MODEL_ENV) or None
+    if model is None and os.path.isfile(os.path.join(SAGEMAKER_MODEL_DIR, "config.json")):
+        model = SAGEMAKER_MODEL_DIR  # where SageMaker (and Dockerfile.endpoint's MODEL_ID) put the model
     try:
         scorer = load_scorer(model, max_length=args.max_length, batch_size=args.batch_size,
                              quantize=args.quantize, threads=args.threads)
@@ -435,8 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: 8080)")
     p.add_argument("--model", metavar="DIR", default=None,
-                   help=f"a local cross-encoder directory (save_pretrained layout; env {SERVE_MODEL_ENV}); "
-                   "without it, the lexical scorer (no weights, no torch)")
+                   help=f"a local cross-encoder directory (save_pretrained layout; env {SERVE_MODEL_ENV}; "
+                   f"default {SAGEMAKER_MODEL_DIR} when it holds a model); otherwise the lexical scorer (no weights, "
+                   "no torch)")
     p.add_argument("--endpoint-name", default="os-rerank-cross-encoder", metavar="NAME",
                    help="the name answered on /endpoints/NAME/invocations (default: os-rerank-cross-encoder)")
     p.add_argument("--max-length", type=int, default=512, metavar="TOKENS",
