@@ -119,7 +119,7 @@ def _cmd_verify(args: argparse.Namespace, env: Env) -> int:
     credentials = aws_session(config).get_credentials()
     if credentials is not None:
         frozen = credentials.get_frozen_credentials()
-        env.secrets.update(s for s in (frozen.secret_key, frozen.token) if s)
+        env.secrets.update(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
     report = run_verify(open_cluster(config), config)
     if args.json:
         print_json(env, report.to_dict())
