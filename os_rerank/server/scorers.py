@@ -9,8 +9,8 @@ Two kinds, one interface (`Scorer.score(pairs) -> list[float]`, `Scorer.name`):
   Pairs are truncated to `max_length` tokens, cutting the document (`only_second`) and falling back to
   `longest_first` for a pair whose query alone does not fit. Speed: pairs are tokenized once, sorted by length and
   padded per mini-batch, under `torch.inference_mode`; `quantize="int8"` applies dynamic int8 quantization to the
-  Linear layers and `quantize="bf16"` runs them in bfloat16 (both change scores slightly; measure the ranking with
-  bench/serve_bench.py before trusting them).
+  encoder's Linear layers and `quantize="bf16"` runs the model under bfloat16 autocast (both change scores slightly;
+  check the ranking with bench/serve_bench.py before trusting them).
 * `LexicalScorer` needs no weights and never imports torch, so demos and tests run end to end anywhere. See its
   docstring for the function.
 
@@ -184,7 +184,11 @@ class CrossEncoderScorer:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                    # The encoder's Linear layers only: the classification head is tiny (no speed to gain) and
+                    # quantizing it perturbs every score directly.
+                    encoder = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
+                               and name.startswith(model.base_model_prefix + ".encoder.")}
+                    model = torch.ao.quantization.quantize_dynamic(model, encoder, dtype=torch.qint8)
                 except (AttributeError, RuntimeError) as exc:
                     raise ScorerError(f"int8 dynamic quantization is not available in this torch: {exc}") from exc
         self.model = model
