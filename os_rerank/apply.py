@@ -165,7 +165,7 @@ class _Run:
 
     def _settings(self, action: Action) -> None:
         self.write(action, "PUT", "/_cluster/settings", dumps(action.body))
-        for key, value in action.body["persistent"].items():
+        for key, value in next(iter(action.body.values())).items():
             shown = f"{len(value)} entries (added {value[-1]})" if isinstance(value, list) else dumps(value)
             self.emit("update", action, f"cluster setting {key} = {shown}")
 

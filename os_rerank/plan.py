@@ -198,7 +198,9 @@ def _settings(desired: Desired, state: ClusterState) -> Action:
             reasons.append(f"endpoint host is private; set {PRIVATE_IP}: true")
     if not changes:
         return Action(NO_CHANGE, "settings", "cluster settings", "; ".join(reasons))
-    return Action(UPDATE, "settings", "cluster settings", "; ".join(reasons), body={"persistent": changes})
+    if state.settings_scope == "transient":
+        reasons.append("written as transient settings, since transient ones are set and would shadow persistent")
+    return Action(UPDATE, "settings", "cluster settings", "; ".join(reasons), body={state.settings_scope: changes})
 
 
 def _one(found: tuple[Found, ...], what: str, name: str) -> Found | None:

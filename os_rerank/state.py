@@ -66,11 +66,13 @@ class ClusterState:
     index: IndexState | None = None
     pipeline: dict[str, Any] | None = None
     plugins: frozenset[str] = field(default_factory=frozenset)
+    # Where a changed setting must go to take effect: transient settings shadow persistent ones.
+    settings_scope: str = "persistent"
 
 
 def read_state(cluster: Cluster, config: Config, info: ClusterInfo) -> ClusterState:
     """The cluster's current state for `config`'s resources."""
-    regexes, regexes_set, private_ip = read_settings(cluster, info.version)
+    regexes, regexes_set, private_ip, scope = read_settings(cluster, info.version)
     connectors = tuple(
         Found(hit.id, _get_body(cluster, f"/_plugins/_ml/connectors/{hit.id}") or hit.body)
         for hit in find_by_name(cluster, "connectors", config.connector.name)
@@ -91,11 +93,12 @@ def read_state(cluster: Cluster, config: Config, info: ClusterInfo) -> ClusterSt
         index=read_index(cluster, config.index.name),
         pipeline=read_pipeline(cluster, config.pipeline.name),
         plugins=info.plugins,
+        settings_scope=scope,
     )
 
 
-def read_settings(cluster: Cluster, version: Version) -> tuple[tuple[str, ...], bool, bool | None]:
-    """(trusted endpoint regexes in force, whether they were set explicitly, private_ip_enabled or None)."""
+def read_settings(cluster: Cluster, version: Version) -> tuple[tuple[str, ...], bool, bool | None, str]:
+    """(trusted endpoint regexes in force, whether set explicitly, private_ip_enabled or None, scope to write)."""
     data = cluster.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"})
     data = data or {}
     regexes: list[str] | None = None
@@ -114,7 +117,9 @@ def read_settings(cluster: Cluster, version: Version) -> tuple[tuple[str, ...], 
             break
     if private is None and version >= PRIVATE_IP_SINCE:
         private = False
-    return tuple(regexes or ()), explicit, private
+    transient = data.get("transient") or {}
+    shadowed = any(_setting(transient, key) is not None for key in (TRUSTED_REGEX, PRIVATE_IP))
+    return tuple(regexes or ()), explicit, private, "transient" if shadowed else "persistent"
 
 
 def _setting(scope: dict[str, Any], key: str) -> Any:

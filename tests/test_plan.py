@@ -119,6 +119,13 @@ def test_settings_merge_keeps_every_existing_entry_and_adds_one_anchored_regex()
     assert "keeping the 2 existing entries" in plan.action("settings").reason
 
 
+def test_transient_settings_are_changed_where_they_live() -> None:
+    state = ClusterState(**{**empty().__dict__, "settings_scope": "transient"})
+    action = make_plan(desired(), state).action("settings")
+    assert action is not None and list(action.body) == ["transient"]
+    assert "written as transient settings" in action.reason
+
+
 def test_an_existing_regex_that_admits_the_url_is_enough() -> None:
     state = empty(regexes=(*DEFAULTS, r"^http://10\.0\.0\..*$"))
     action = make_plan(desired(private=False), state).action("settings")

@@ -60,14 +60,15 @@ def test_preflight_refuses_old_versions_and_missing_plugins() -> None:
 ])
 def test_settings_in_every_shape(settings: dict[str, Any]) -> None:
     cluster, transport, _ = cluster_for([("GET", r"^/_cluster/settings$", settings)])
-    assert read_settings(cluster, (2, 19, 0)) == (("a", "b"), True, True)
+    scope = "transient" if settings.get("transient") else "persistent"
+    assert read_settings(cluster, (2, 19, 0)) == (("a", "b"), True, True, scope)
 
 
 def test_default_settings_count_as_not_set_and_private_ip_missing_before_2_15() -> None:
     cluster, _, _ = cluster_for([("GET", r"^/_cluster/settings$",
                                   {"persistent": {}, "transient": {}, "defaults": {TRUSTED_REGEX: ["d"]}})])
-    assert read_settings(cluster, (2, 14, 0)) == (("d",), False, None)
-    assert read_settings(cluster, (2, 15, 0)) == (("d",), False, False)
+    assert read_settings(cluster, (2, 14, 0)) == (("d",), False, None, "persistent")
+    assert read_settings(cluster, (2, 15, 0)) == (("d",), False, False, "persistent")
 
 
 def test_find_by_name_is_exact_and_a_fresh_cluster_has_nothing() -> None:

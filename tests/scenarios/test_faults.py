@@ -126,3 +126,20 @@ def test_endpoint_throttling_during_verify_is_retried_by_ml_commons(fake_backend
     # The connector's client_config (max_retry_times 3, 2.15+) makes ML Commons retry a throttled call itself.
     statuses = [c["status"] for c in fake_backend.double.remote_calls]
     assert statuses[-3:-1] == [400, 200]
+
+
+def test_teardown_continues_past_a_failure_reports_it_and_a_rerun_finishes(fake_backend: Backend) -> None:
+    config = str(fake_backend.config())
+    ids = _setup(fake_backend, config, "--no-verify")["ids"]
+    fake_backend.double.inject("DELETE", r"/_plugins/_ml/connectors/", status=500, times=1)
+    code, out, err = fake_backend.run("teardown", "--config", config)
+    assert code == 4
+    assert f"! connector os-rerank scenario connector (id {ids['connector']}) failed: DELETE " in out
+    assert f"- model group os-rerank-scenario (id {ids['model_group']}) deleted" in out
+    assert err.splitlines()[0] == f"os-rerank: error: teardown: 1 step(s) failed: connector {ids['connector']}"
+    code, report, err = fake_backend.run_json("teardown", "--config", config)
+    assert (code, err) == (0, "")
+    assert [(s["resource"], s["outcome"]) for s in report["steps"]] == [
+        ("pipeline", "already gone"), ("index", "already gone"), ("model", "already gone"),
+        ("connector", "deleted"), ("model group", "already gone")]
+    assert _names(fake_backend) == {"connectors": 0, "models": 0}
