@@ -220,6 +220,12 @@ def resolve_window(config: Config, size: int, window: int | None) -> int:
     if size < 1:
         raise ConfigError([f"--size must be at least 1, not {size}"])
     if window is None:
+        if size > max_batch:
+            raise ConfigError(
+                [f"--size {size} is larger than sagemaker.max_batch ({max_batch}) in {config.source.name}: "
+                 "every hit shown must be reranked"],
+                fix="show fewer hits, or raise sagemaker.max_batch if the endpoint takes that many documents per call",
+            )
         window = default_window(size, max_batch)
     if window > max_batch:
         raise ConfigError(

@@ -35,8 +35,9 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def evaluated(backend: Backend, in_repo: None) -> Iterator[tuple[Backend, str]]:
     config = set_up(backend)
-    yield backend, config
     cluster = connect(load_config(config, backend.environ))
+    cluster.request("DELETE", "/os-rerank-scenario-eval", missing_ok=True)  # left by an interrupted run
+    yield backend, config
     cluster.request("DELETE", "/os-rerank-scenario-eval", missing_ok=True)
 
 

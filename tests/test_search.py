@@ -121,6 +121,8 @@ def test_window_larger_than_max_batch_names_the_config_field(config: Config) -> 
     with pytest.raises(ConfigError, match="--size must be at least 1"):
         resolve_window(config, 0, None)
     assert resolve_window(config, 5, None) == 20
+    with pytest.raises(ConfigError, match=r"--size 101 is larger than sagemaker.max_batch \(100\)"):
+        resolve_window(config, 101, None)
 
 
 def test_movement() -> None:
