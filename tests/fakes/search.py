@@ -6,8 +6,8 @@ import copy
 import fnmatch
 import json
 import math
-import re
 import time
+import unicodedata
 from typing import Any
 
 from .http import Request, Response, Router
@@ -16,7 +16,6 @@ from .predict import java_float
 from .state import ApiError, ClusterState, Index, illegal_argument, index_not_found, load_shape, now_ms
 
 K1, B = 1.2, 0.75
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 _INDEX = r"(?P<index>[^/_][^/]*)"
 _JAVA_EXCEPTIONS = {
     "illegal_argument_exception": "java.lang.IllegalArgumentException",
@@ -28,8 +27,22 @@ _JAVA_EXCEPTIONS = {
 
 
 def tokens(text: Any) -> list[str]:
-    """The standard analyzer, near enough: Unicode words, lower-cased, no stop words."""
-    return _TOKEN.findall(str(text).lower())
+    """The standard analyzer, near enough: Unicode words, lower-cased, no stop words.
+
+    A word is a maximal run of letters, digits and combining marks, as in Unicode word segmentation (UAX #29,
+    which the standard tokenizer follows): Python's `\\w` would split Hindi words at their vowel signs.
+    """
+    out: list[str] = []
+    current: list[str] = []
+    for ch in str(text).lower():
+        if unicodedata.category(ch)[0] in "LNM":
+            current.append(ch)
+        elif current:
+            out.append("".join(current))
+            current = []
+    if current:
+        out.append("".join(current))
+    return out
 
 
 def java_string(value: Any) -> str:
