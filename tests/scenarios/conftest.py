@@ -44,14 +44,27 @@ class Backend:
     endpoint: Any = None
     environ: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def invocation_url(self) -> str:
+        """The connector URL: OS_RERANK_ENDPOINT_URL may already be the full invocation URL."""
+        if self.endpoint_url.endswith("/invocations"):
+            return self.endpoint_url
+        return f"{self.endpoint_url}/endpoints/{ENDPOINT_NAME}/invocations"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never be printed: the AWS keys in use and the OpenSearch password."""
+        values = (os.environ.get("AWS_ACCESS_KEY_ID", ""), os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+                  os.environ.get("AWS_SESSION_TOKEN", ""), self.environ.get("OPENSEARCH_PASSWORD", ""))
+        return tuple(v for v in values if v)
+
     def config(self, name: str = "config.yaml", **sections: dict[str, Any]) -> Path:
         """A config file for this backend in tmp_path; `sections` override/extend the defaults, section by section."""
         base: dict[str, Any] = {
             "opensearch": {"url": self.url, "timeout": 20},
             "sagemaker": {
                 "region": "us-west-2",
-                "endpoint_name": ENDPOINT_NAME,
-                "endpoint_url": f"{self.endpoint_url}/endpoints/{ENDPOINT_NAME}/invocations",
+                "endpoint_url": self.invocation_url,
                 "local_endpoint_url": self.local_endpoint_url,
                 "contract": "hf-text-classification",
             },
@@ -78,11 +91,14 @@ class Backend:
 
 @pytest.fixture(autouse=True)
 def _fast_and_fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fast retries and polling; fake recognisable AWS keys unless the environment has keys (scripts/integration)."""
     monkeypatch.setattr(os_rerank.cluster, "RETRY_BASE_SECONDS", 0.01)
     monkeypatch.setattr(os_rerank.apply, "POLL_SECONDS", 0.01)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+    if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
@@ -95,8 +111,9 @@ def _fake(mlcommons_glue: Any, tmp_path: Path) -> Iterator[Backend]:
     from os_rerank.server.scorers import LexicalScorer
     from tests.fakes.opensearch_double import OpenSearchDouble
 
+    credentials = {os.environ["AWS_ACCESS_KEY_ID"]: os.environ["AWS_SECRET_ACCESS_KEY"]}
     endpoint = EndpointServer(get_contract("hf-text-classification"), LexicalScorer(), endpoint_name=ENDPOINT_NAME,
-                              credentials={ACCESS_KEY: SECRET_KEY}).start()
+                              credentials=credentials).start()
     double = OpenSearchDouble(mlcommons_glue, version="2.19.0").start()
     try:
         yield Backend("fake", double.url, endpoint.url, endpoint.url, tmp_path, double=double, endpoint=endpoint,
@@ -110,7 +127,9 @@ def _real(tmp_path: Path) -> Iterator[Backend]:
     url = os.environ.get("OPENSEARCH_URL")
     if not url:
         pytest.skip("OPENSEARCH_URL not set")
-    endpoint_url = os.environ.get("OS_RERANK_ENDPOINT_URL", "http://endpoint:8080")
+    # As scripts/integration exports them: the full invocation URL OpenSearch calls, the base URL boto3 calls.
+    endpoint_url = os.environ.get("OS_RERANK_ENDPOINT_URL",
+                                  "http://endpoint:8080/endpoints/os-rerank-cross-encoder/invocations")
     local = os.environ.get("OS_RERANK_LOCAL_ENDPOINT_URL", "http://localhost:8080")
     environ = {k: v for k, v in os.environ.items() if k.startswith("OPENSEARCH_")}
     backend = Backend("real", url, endpoint_url, local, tmp_path, environ=environ)

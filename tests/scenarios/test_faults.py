@@ -5,10 +5,11 @@ uses `fake_backend`. Cluster faults come from `OpenSearchDouble.inject/drop`, en
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from os_rerank.render import render_requests
-from tests.scenarios.conftest import ACCESS_KEY, SECRET_KEY, Backend
+from tests.scenarios.conftest import Backend
 
 
 def _setup(backend: Backend, config: str, *extra: str) -> dict[str, Any]:
@@ -29,8 +30,8 @@ def test_what_render_prints_is_byte_for_byte_what_setup_sends(fake_backend: Back
     report = _setup(fake_backend, str(path), "--no-verify")
     ids = report["ids"]
     config = load_config(path, {})
-    rendered = render_requests(config, version=(2, 19, 0), credential={"access_key": ACCESS_KEY,
-                                                                       "secret_key": SECRET_KEY},
+    keys = {"access_key": os.environ["AWS_ACCESS_KEY_ID"], "secret_key": os.environ["AWS_SECRET_ACCESS_KEY"]}
+    rendered = render_requests(config, version=(2, 19, 0), credential=keys,
                                connector_id=ids["connector"], model_group_id=ids["model_group"],
                                model_id=ids["model"])
     sent = {(r.method, r.path + (f"?{r.query}" if r.query else "")): r.body.decode("utf-8")

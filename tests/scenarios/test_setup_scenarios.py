@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.scenarios.conftest import ACCESS_KEY, PASSWORD, SECRET_KEY, Backend
+from tests.scenarios.conftest import Backend
 
 
 def _setup(backend: Backend, config: str, *extra: str) -> dict[str, Any]:
@@ -31,10 +31,11 @@ def test_setup_from_empty_then_again_sends_no_writes(backend: Backend) -> None:
     assert first["writes"] > 0
     assert first["verify"]["passed"] is True
     kinds = {a["resource"]: a["kind"] for a in first["plan"]["actions"]}
-    assert kinds == {"settings": "update", "connector": "create", "model group": "create", "model": "create",
+    # Cluster settings outlive teardown, so on a real cluster an earlier run may already have added our regex.
+    assert kinds.pop("settings") in ("update", "no change")
+    assert kinds == {"connector": "create", "model group": "create", "model": "create",
                      "index": "create", "documents": "create", "pipeline": "create"}
     steps = [e["message"] for e in first["events"] if e["kind"] != "unchanged"]
-    assert steps[0].startswith("cluster setting plugins.ml_commons.trusted_connector_endpoints_regex = ")
     assert f"connector os-rerank scenario connector created (id {first['ids']['connector']})" in steps
 
     code, out, err = backend.run("setup", "--config", config)
@@ -53,7 +54,7 @@ def test_plan_reads_only_and_says_what_setup_would_do(backend: Backend) -> None:
     assert (code, err) == (0, "")
     assert "  +   create    connector    os-rerank scenario connector  [(known after apply)]" in out
     assert "no connector with this name" in out
-    assert out.rstrip().endswith("Plan: 6 to create, 1 to update, 0 to replace, 0 unchanged.")
+    assert out.rstrip().splitlines()[-1].startswith("Plan: 6 to create, ")
     code, plan, err = backend.run_json("plan", "--config", config)
     assert [a["kind"] for a in plan["actions"]].count("create") == 6
     # Nothing was written: the setup that follows still has everything to create.
@@ -100,7 +101,7 @@ def test_status_shows_every_resource(backend: Backend) -> None:
     code, out, err = backend.run("status", "--config", config)
     assert (code, err) == (0, "")
     assert out.splitlines()[0].split() == ["resource", "name", "id", "state"]
-    assert "does NOT admit the connector URL" in out
+    assert "plugins.ml_commons.trusted_connector_endpoints_regex" in out
     assert "connector    os-rerank scenario connector" in out and "missing" in out
     ids = _setup(backend, config)["ids"]
     status = _status(backend, config)
@@ -189,6 +190,7 @@ def test_no_secret_is_ever_printed(backend: Backend) -> None:
     code, out, err = backend.run("setup", "--config", wrong)
     assert code == 6
     outputs.append(out + err)
+    assert len(backend.secrets) >= 2
     for text in outputs:
-        for secret in (ACCESS_KEY, SECRET_KEY, PASSWORD):
+        for secret in backend.secrets:
             assert secret not in text

@@ -30,3 +30,14 @@ def test_older_than_2_12_is_refused_with_the_reason(fake_backend: Backend) -> No
         "os-rerank: error: fix: upgrade the cluster to OpenSearch 2.12 or newer",
     ]
     assert fake_backend.double.writes() == []
+
+
+def test_settings_keep_every_default_regex_and_add_ours(fake_backend: Backend) -> None:
+    code, report, err = fake_backend.run_json("setup", "--config", str(fake_backend.config()), "--no-verify")
+    assert (code, err) == (0, "")
+    settings = fake_backend.double.state.persistent
+    key = "plugins.ml_commons.trusted_connector_endpoints_regex"
+    defaults = list(fake_backend.double.state.default_setting(key))
+    assert settings[key][:-1] == defaults and len(defaults) > 3
+    assert settings[key][-1].startswith(r"^http://127\.0\.0\.1:") and settings[key][-1].endswith("/invocations$")
+    assert settings["plugins.ml_commons.connector.private_ip_enabled"] == "true"
