@@ -196,7 +196,9 @@ def connect(config: Config, *, sleep: Callable[[float], None] = time.sleep) -> C
         kwargs["http_auth"] = (auth.username, config.password.get_secret_value())
     elif isinstance(auth, SigV4Auth):
         kwargs["http_auth"] = _sigv4_auth(config, auth)
-    return Cluster(client=OpenSearch(**kwargs), url=os_cfg.url, sleep=sleep)
+    from .diagnose import diagnoser  # here, not at the top: diagnose imports modules that import this one
+
+    return Cluster(client=OpenSearch(**kwargs), url=os_cfg.url, sleep=sleep, diagnose=diagnoser(config))
 
 
 def _sigv4_auth(config: Config, auth: SigV4Auth) -> Any:

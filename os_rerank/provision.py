@@ -10,7 +10,6 @@ from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, OnEvent, apply_plan
 from .cluster import Cluster, connect
 from .config import Config
 from .credentials import ConnectorCredential
-from .diagnose import diagnoser
 from .errors import ClusterError
 from .plan import Plan, desired_state, make_plan
 from .preflight import ClusterInfo, is_private_host, preflight
@@ -20,10 +19,8 @@ from .verify import VerifyReport, verify
 
 
 def open_cluster(config: Config) -> Cluster:
-    """A Cluster for `config` whose errors carry os-rerank's diagnosis of ML Commons failures."""
-    cluster = connect(config)
-    cluster.diagnose = diagnoser(config)
-    return cluster
+    """A Cluster for `config` whose errors carry os-rerank's diagnosis of ML Commons failures (connect installs it)."""
+    return connect(config)
 
 
 def read(cluster: Cluster, config: Config) -> tuple[ClusterInfo, ClusterState]:

@@ -107,3 +107,12 @@ def test_diagnoser_binds_the_config_url_and_the_cluster_uses_it() -> None:
     with pytest.raises(Exception) as err:
         cluster.request("POST", "/_plugins/_ml/connectors/_create", body="{}")
     assert REGEX in (err.value.fix or "")  # type: ignore[attr-defined]
+
+
+def test_connect_installs_the_diagnosis() -> None:
+    from os_rerank.cluster import connect
+
+    config = Config.model_validate({"sagemaker": {"region": "us-west-2", "endpoint_name": "os-rerank-cross-encoder",
+                                                  "endpoint_url": URL}})
+    fix = connect(config).diagnose(400, "Connector URL is not matching the trusted connector endpoint regex")
+    assert fix is not None and REGEX in fix

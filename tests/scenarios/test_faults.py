@@ -144,3 +144,25 @@ def test_teardown_continues_past_a_failure_reports_it_and_a_rerun_finishes(fake_
         ("pipeline", "already gone"), ("index", "already gone"), ("model", "already gone"),
         ("connector", "deleted"), ("model group", "already gone")]
     assert _names(fake_backend) == {"connectors": 0, "models": 0}
+
+
+def test_two_connectors_with_our_name_are_reported_and_teardown_clears_both(fake_backend: Backend) -> None:
+    import copy
+
+    config = str(fake_backend.config())
+    ids = _setup(fake_backend, config, "--no-verify")["ids"]
+    state = fake_backend.double.state
+    state.connectors["duplicate-id"] = copy.deepcopy(state.connectors[ids["connector"]])  # made by someone else
+    code, out, err = fake_backend.run("plan", "--config", config)
+    assert (code, out) == (4, "")
+    assert err.splitlines() == [
+        "os-rerank: error: 2 connectors are named 'os-rerank scenario connector' "
+        f"({', '.join(sorted([ids['connector'], 'duplicate-id']))}); os-rerank will not guess which one is its own",
+        "os-rerank: error: fix: delete all but one (or run `os-rerank teardown`, which removes every connector with "
+        "this name), then run setup again",
+    ]
+    code, out, err = fake_backend.run("teardown", "--config", config)
+    assert (code, err) == (0, "")
+    assert "- connector os-rerank scenario connector (id duplicate-id) deleted" in out
+    assert _names(fake_backend) == {"connectors": 0, "models": 0}
+    assert _setup(fake_backend, config)["verify"]["passed"] is True
