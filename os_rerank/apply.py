@@ -96,6 +96,10 @@ def apply_plan(
             run.apply(action)
         except OsRerankError as exc:
             raise _half_done(exc, action, run.result.steps, plan.actions[i + 1:]) from None
+        except KeyboardInterrupt:
+            stopped = OsRerankError("interrupted")
+            stopped.exit_code = 130
+            raise _half_done(stopped, action, run.result.steps, plan.actions[i + 1:]) from None
     return run.result
 
 

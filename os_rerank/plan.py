@@ -56,7 +56,10 @@ class Action:
 
     @property
     def shown_id(self) -> str:
-        if self.kind in (CREATE, REPLACE) and self.resource not in ("settings", "documents"):
+        """The id to show: ML Commons ids are only known once created; an index or pipeline is its name."""
+        if self.resource in ("index", "pipeline"):
+            return self.name
+        if self.kind in (CREATE, REPLACE) and self.resource in ("connector", "model group", "model"):
             return KNOWN_AFTER_APPLY
         return self.id or "-"
 

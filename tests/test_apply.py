@@ -13,6 +13,7 @@ from opensearchpy.exceptions import TransportError
 
 import os_rerank.apply
 import os_rerank.cluster
+import os_rerank.errors
 from os_rerank.apply import Event, apply_plan
 from os_rerank.cluster import Cluster
 from os_rerank.credentials import ConnectorCredential
@@ -217,3 +218,16 @@ def test_bulk_item_errors_fail_the_documents_step() -> None:
         apply_plan(make_plan(desired(), empty()), cluster, make_config(), CREDENTIAL)
     assert "bulk load into my-test-data: 1 document(s) failed; first: seed-1:" in err.value.message
     assert "setup stopped at documents 'my-test-data'" in err.value.message
+
+
+def test_an_interrupted_setup_says_what_finished() -> None:
+    def interrupt(method: str, path: str, body: Any) -> Any:
+        raise KeyboardInterrupt
+
+    routes = [r if "_bulk" not in r[1] else (r[0], r[1], interrupt) for r in CREATE_ALL]
+    cluster, _, _ = cluster_for(routes)
+    with pytest.raises(os_rerank.errors.OsRerankError) as err:
+        apply_plan(make_plan(desired(), empty()), cluster, make_config(), CREDENTIAL)
+    assert err.value.exit_code == 130
+    assert err.value.message.startswith("setup stopped at documents 'my-test-data': interrupted\n")
+    assert "index my-test-data created" in err.value.message
