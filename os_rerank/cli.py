@@ -103,6 +103,11 @@ def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
             env.out("No changes. The cluster already matches the config (0 writes).")
         else:
             env.out(f"Setup applied: {len(result.applied.steps)} steps, {result.writes} write requests.")
+        sent_credential = any(e.resource == "connector" for e in result.applied.steps)
+        if sent_credential and credential.temporary:
+            until = f" (they expire {credential.expires:%Y-%m-%d %H:%M %Z})" if credential.expires else ""
+            env.out(f"note: the connector holds temporary AWS credentials{until}; run `os-rerank "
+                    "rotate-credentials` before they expire, or use long-lived keys")
         for line in result.verify.lines() if result.verify else []:
             env.out(line)
     if result.verify is not None:
