@@ -5,8 +5,11 @@ uses `fake_backend`. Cluster faults come from `OpenSearchDouble.inject/drop`, en
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
+
+import pytest
 
 from os_rerank.render import render_requests
 from tests.scenarios.conftest import Backend
@@ -166,3 +169,19 @@ def test_two_connectors_with_our_name_are_reported_and_teardown_clears_both(fake
     assert "- connector os-rerank scenario connector (id duplicate-id) deleted" in out
     assert _names(fake_backend) == {"connectors": 0, "models": 0}
     assert _setup(fake_backend, config)["verify"]["passed"] is True
+
+
+def test_temporary_credentials_are_noted_and_the_token_never_printed(
+        fake_backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "scenario-session-token-Qp3Vx8"
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    config = str(fake_backend.config())
+    code, out, err = fake_backend.run("setup", "--config", config)
+    assert (code, err) == (0, ""), err
+    assert ("note: the connector holds temporary AWS credentials; run `os-rerank rotate-credentials` before they "
+            "expire, or use long-lived keys") in out
+    assert token in fake_backend.double.requests[[r.path for r in fake_backend.double.requests].index(
+        "/_plugins/_ml/connectors/_create")].body.decode()
+    code, report, err = fake_backend.run_json("setup", "--config", config)
+    for text in (out, json.dumps(report), err):
+        assert token not in text and os.environ["AWS_SECRET_ACCESS_KEY"] not in text
