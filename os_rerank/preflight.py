@@ -71,22 +71,29 @@ Resolver = Callable[..., list[Any]]
 
 
 def is_private_host(url: str, resolve: Resolver = socket.getaddrinfo) -> bool:
-    """True when the URL's host is loopback, private, link-local or otherwise not public, as seen from here.
+    """True when the URL's host may be loopback, private or link-local from OpenSearch's side of the network.
 
-    Literal IPs and `localhost` are decided without the network; other names are resolved best-effort (a name
-    that does not resolve here counts as public). OpenSearch resolves from its own network, which may differ.
+    Literal IPs and `localhost` are decided without the network, and AWS service hosts are public. A name without
+    a dot (`endpoint`, a docker compose or Kubernetes service) or one that does not resolve from here is taken as
+    private: OpenSearch resolves it on a network we cannot see, and there it is almost always private. Other
+    names are resolved here, best-effort. Being wrong towards "private" only allows private IPs for connectors
+    (ML Commons' `private_ip_enabled`); being wrong towards "public" makes every predict fail on 3.4+.
     """
-    host = urlsplit(url).hostname or ""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
         return True
     try:
         return _private(ipaddress.ip_address(host))
     except ValueError:
         pass
+    if host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        return False
+    if "." not in host:
+        return True
     try:
         infos = resolve(host, None)
     except (OSError, UnicodeError):
-        return False
+        return True
     for info in infos:
         try:
             if _private(ipaddress.ip_address(info[4][0])):

@@ -122,20 +122,26 @@ def test_read_state_uses_gets_and_read_only_posts_only() -> None:
     ("http://127.0.0.1:8080/x", True), ("http://localhost:8080/x", True), ("http://10.1.2.3/x", True),
     ("http://192.168.0.9/x", True), ("http://[::1]:8080/x", True), ("http://169.254.169.254/x", True),
     ("https://8.8.8.8/x", False), ("https://runtime.sagemaker.us-west-2.amazonaws.com/x", False),
+    ("https://runtime.sagemaker.cn-north-1.amazonaws.com.cn/x", False),
+    # A compose / Kubernetes service name: OpenSearch resolves it on its own (private) network.
+    ("http://endpoint:8080/x", True),
 ])
 def test_private_hosts(url: str, private: bool) -> None:
     def resolve(host: str, port: Any) -> list[Any]:
-        if host == "runtime.sagemaker.us-west-2.amazonaws.com":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("52.94.1.1", 0))]
-        raise AssertionError("literal IPs and localhost are not resolved")
+        raise AssertionError("literal IPs, localhost, AWS hosts and single-label names are not resolved")
     assert is_private_host(url, resolve) is private
 
 
-def test_names_resolve_best_effort() -> None:
-    def docker(host: str, port: Any) -> list[Any]:
+def test_other_names_resolve_best_effort() -> None:
+    def private(host: str, port: Any) -> list[Any]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("172.18.0.3", 0))]
+
+    def public(host: str, port: Any) -> list[Any]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("52.94.1.1", 0))]
 
     def unknown(host: str, port: Any) -> list[Any]:
         raise socket.gaierror("nope")
-    assert is_private_host("http://endpoint:8080/x", docker) is True
-    assert is_private_host("http://endpoint:8080/x", unknown) is False
+    assert is_private_host("http://sm.corp.example:8080/x", private) is True
+    assert is_private_host("https://reranker.example.com/x", public) is False
+    # Not resolvable from here: OpenSearch sees a network we cannot, so allow private IPs rather than fail.
+    assert is_private_host("http://sm.corp.example:8080/x", unknown) is True
