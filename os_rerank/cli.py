@@ -85,13 +85,15 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
 
 
 def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
-    from .credentials import connector_credential
+    from .credentials import connector_credential, credential_warnings, is_aws_managed
     from .provision import open_cluster, run_setup
     from .verify import check
 
     config = _config(args, env)
     credential = connector_credential(config)
     env.secrets.update(credential.secrets())  # before anything can print
+    for warning in credential_warnings(credential, aws_managed=is_aws_managed(config)):
+        env.err(f"os-rerank: warning: {warning}")
     cluster = open_cluster(config)
     on_event = None if args.json else (lambda event: env.out(event.line()))
     result = run_setup(cluster, config, credential, on_event=on_event, run_verify=not args.no_verify,
@@ -103,11 +105,6 @@ def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
             env.out("No changes. The cluster already matches the config (0 writes).")
         else:
             env.out(f"Setup applied: {len(result.applied.steps)} steps, {result.writes} write requests.")
-        sent_credential = any(e.resource == "connector" for e in result.applied.steps)
-        if sent_credential and credential.temporary:
-            until = f" (they expire {credential.expires:%Y-%m-%d %H:%M %Z})" if credential.expires else ""
-            env.out(f"note: the connector holds temporary AWS credentials{until}; run `os-rerank "
-                    "rotate-credentials` before they expire, or use long-lived keys")
         for line in result.verify.lines() if result.verify else []:
             env.out(line)
     if result.verify is not None:
@@ -116,15 +113,12 @@ def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, env: Env) -> int:
-    from .credentials import aws_session
+    from .credentials import chain_secrets
     from .provision import open_cluster, run_verify
     from .verify import check
 
     config = _config(args, env)
-    credentials = aws_session(config).get_credentials()
-    if credentials is not None:
-        frozen = credentials.get_frozen_credentials()
-        env.secrets.update(s for s in (frozen.access_key, frozen.secret_key, frozen.token) if s)
+    env.secrets.update(chain_secrets(config))
     report = run_verify(open_cluster(config), config)
     if args.json:
         print_json(env, report.to_dict())

@@ -177,9 +177,13 @@ def test_temporary_credentials_are_noted_and_the_token_never_printed(
     monkeypatch.setenv("AWS_SESSION_TOKEN", token)
     config = str(fake_backend.config())
     code, out, err = fake_backend.run("setup", "--config", config)
-    assert (code, err) == (0, ""), err
-    assert ("note: the connector holds temporary AWS credentials; run `os-rerank rotate-credentials` before they "
-            "expire, or use long-lived keys") in out
+    assert code == 0, err
+    assert err == (
+        "os-rerank: warning: the connector's AWS credentials are temporary (they carry a session token): the "
+        "connector stops reaching SageMaker when they expire (their expiry is not known); run `os-rerank "
+        "rotate-credentials` before then, or give it long-lived IAM user keys (or connector.role_arn on Amazon "
+        "OpenSearch Service)\n"
+    )
     assert token in fake_backend.double.requests[[r.path for r in fake_backend.double.requests].index(
         "/_plugins/_ml/connectors/_create")].body.decode()
     code, report, err = fake_backend.run_json("setup", "--config", config)
