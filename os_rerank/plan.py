@@ -35,7 +35,9 @@ KINDS = (CREATE, UPDATE, REPLACE, NO_CHANGE)
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", NO_CHANGE: "="}
 
 DEPLOYED = "DEPLOYED"
-_LOADED_STATES = {"DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING", "LOADED", "PARTIALLY_LOADED", "LOADING"}
+# Model states in which ML Commons holds the model on a node: it must be undeployed before its connector is
+# updated or the model is deleted.
+LOADED_STATES = {"DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING", "LOADED", "PARTIALLY_LOADED", "LOADING"}
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,7 @@ def _connector(desired: Desired, state: ClusterState) -> Action:
     diffs = connector_differences(desired.connector, live.body)
     if not diffs:
         return Action(NO_CHANGE, "connector", name, "connector exists and matches", id=live.id)
-    loaded = tuple(m.id for m in state.models if m.connector_id == live.id and m.model_state in _LOADED_STATES)
+    loaded = tuple(m.id for m in state.models if m.connector_id == live.id and m.model_state in LOADED_STATES)
     reason = "connector differs: " + "; ".join(diffs)
     if loaded:
         reason += f" (undeploy {', '.join(loaded)}, update in place, deploy again)"

@@ -14,6 +14,7 @@ from typing import Any
 from .cluster import Cluster
 from .config import Config
 from .errors import ClusterError, OsRerankError
+from .plan import LOADED_STATES
 from .state import find_by_name
 
 DELETED = "deleted"
@@ -21,7 +22,6 @@ GONE = "already gone"
 KEPT = "kept"
 FAILED = "failed"
 UNDEPLOYED = "undeployed"
-_LOADED = {"DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING", "LOADED", "PARTIALLY_LOADED", "LOADING"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
 
     models = _find(cluster, "models", config.model.name, report, on_step)
     for model in models or ():
-        if model.model_state in _LOADED:
+        if model.model_state in LOADED_STATES:
             step("model", model.body.get("name", config.model.name), model.id,
                  _undeploy(cluster, model.id), f"was {model.model_state}")
     for model in models or ():
