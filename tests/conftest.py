@@ -10,6 +10,21 @@ from tests.fakes import OpenSearchDouble
 from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
 
 
+# The four layers of the suite (README "Tests"), as markers: `python -m pytest -m painless` runs one layer.
+_LAYERS = (
+    ("painless", ("test_painless_", "test_contracts_golden")),
+    ("endpoint", ("test_serve_",)),
+    ("scenario", ("scenarios/", "_scenarios", "test_double", "test_rotate", "test_integration_")),
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        layer = next((name for name, parts in _LAYERS if any(p in path for p in parts)), "unit")
+        item.add_marker(layer)
+
+
 @pytest.fixture(scope="session")
 def mlcommons_glue() -> Iterator[MLCommonsGlue]:
     """One JVM for the whole session running ML Commons' glue around Painless scripts (tests/painless/)."""
