@@ -66,14 +66,20 @@ class VerifyReport:
         }
 
     def lines(self) -> list[str]:
-        lines = [
-            f"predict roundtrip: {len(self.opensearch_scores)} scores through OpenSearch, "
-            f"{len(self.endpoint_scores)} from the endpoint; max |difference| {self.max_difference:.3g} "
-            f"(tolerance {self.tolerance:g}, direct scores rounded to float32)",
-        ]
+        n = len(self.documents)
+        if len(self.opensearch_scores) == len(self.endpoint_scores) == n:
+            lines = [
+                f"predict roundtrip: {n} scores through OpenSearch and from the endpoint; max |difference| "
+                f"{self.max_difference:.3g} (tolerance {self.tolerance:g}, direct scores rounded to float32)"
+            ]
+        else:  # a call failed or answered short: the differences below say which
+            lines = [
+                f"predict roundtrip: {n} documents sent; {len(self.opensearch_scores)} scores came back through "
+                f"OpenSearch, {len(self.endpoint_scores)} from the endpoint"
+            ]
         if self.expected_top is not None:
-            lines.append(f"reranked search: top hit {_clip(self.top_hit)!r} (expected to contain "
-                         f"{self.expected_top!r})")
+            found = repr(_clip(self.top_hit)) if self.top_hit is not None else "none (the search failed)"
+            lines.append(f"reranked search: top hit {found} (expected to contain {self.expected_top!r})")
         if self.retries:
             lines.append(f"({self.retries} predict call(s) retried after a transient endpoint failure)")
         lines.append("verify: ok" if self.passed else "verify: FAILED")

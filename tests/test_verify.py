@@ -152,3 +152,23 @@ def test_score_documents_failures(answer: Any, start: str) -> None:
     with pytest.raises(EndpointError) as err:
         score_documents(make_config(), "q", ["a", "b"], client=Client(answer))
     assert err.value.message.startswith(start) and err.value.fix
+
+
+def test_report_lines_say_what_came_back() -> None:
+    from os_rerank.verify import VerifyReport
+
+    ok = VerifyReport("m", "q", ["a", "b"], [0.5, 0.25], [0.5, 0.25], 1e-4, 0.0, top_hit="Washington, D.C. is",
+                      expected_top="Washington")
+    assert ok.lines() == [
+        "predict roundtrip: 2 scores through OpenSearch and from the endpoint; max |difference| 0 (tolerance "
+        "0.0001, direct scores rounded to float32)",
+        "reranked search: top hit 'Washington, D.C. is' (expected to contain 'Washington')",
+        "verify: ok",
+    ]
+    failed = VerifyReport("m", "q", ["a", "b"], [], [0.5, 0.25], 1e-4, 0.0, expected_top="Washington",
+                          differences=["predict through OpenSearch failed: ..."])
+    assert failed.lines() == [
+        "predict roundtrip: 2 documents sent; 0 scores came back through OpenSearch, 2 from the endpoint",
+        "reranked search: top hit none (the search failed) (expected to contain 'Washington')",
+        "verify: FAILED",
+    ]
