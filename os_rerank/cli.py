@@ -243,7 +243,7 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
         model = SAGEMAKER_MODEL_DIR  # where SageMaker (and Dockerfile.endpoint's MODEL_ID) put the model
     try:
         scorer = load_scorer(model, max_length=args.max_length, batch_size=args.batch_size,
-                             quantize=args.quantize, threads=args.threads)
+                             quantize=args.quantize, threads=args.threads, backend=args.backend)
     except ScorerError as exc:
         raise OsRerankError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out") from exc
     try:
@@ -447,6 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs per forward pass (default: 32)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "bf16"],
                    help="dynamic int8 or bfloat16 inference (faster; scores change slightly)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                   help="run the model with torch, or with ONNX Runtime (needs onnxruntime and onnx; exports the "
+                   "model at start-up unless DIR holds model.onnx; default: torch)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads (default: torch's own, one per core)")
     p.add_argument("--max-body-bytes", type=int, default=6 * 1024 * 1024, metavar="BYTES",

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 Pair = tuple[str, str]
 
 QUANTIZE_CHOICES = ("none", "int8", "bf16")
+BACKEND_CHOICES = ("torch", "onnx")
 
 
 class ScorerError(Exception):
@@ -154,52 +155,68 @@ class CrossEncoderScorer:
         batch_size: int = 32,
         quantize: str = "none",
         threads: int | None = None,
+        backend: str = "torch",
     ) -> None:
         if quantize not in QUANTIZE_CHOICES:
             raise ScorerError(f"quantize: expected one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
+        if backend not in BACKEND_CHOICES:
+            raise ScorerError(f"backend: expected one of {', '.join(BACKEND_CHOICES)}, got {backend!r}")
+        if backend == "onnx" and quantize == "bf16":
+            raise ScorerError("quantize bf16 needs --backend torch (ONNX Runtime offers none|int8)")
         if max_length < 8:
             raise ScorerError(f"max_length: expected at least 8 tokens, got {max_length}")
+        if batch_size < 1:
+            raise ScorerError(f"batch_size: expected at least 1, got {batch_size}")
         model_dir = Path(path)
         if not (model_dir / "config.json").is_file():
             raise ScorerError(f"{model_dir}: no config.json; expected a directory saved with save_pretrained()")
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
-        if threads:
-            torch.set_num_threads(threads)
-        self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True)
-        model.eval()
-        self.num_labels = int(model.config.num_labels)
+        config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+        self.num_labels = int(config.num_labels)
         if self.num_labels not in (1, 2):
             raise ScorerError(
                 f"{model_dir}: the model has {self.num_labels} labels; a cross-encoder needs 1 (a relevance logit) "
                 "or 2 (label 1 = relevant)"
             )
-        if quantize == "int8":
-            import warnings
+        self._torch: Any = None
+        self.model: Any = None
+        self._onnx: Any = None
+        if backend == "torch" or not (model_dir / "model.onnx").is_file():
+            import torch
+            from transformers import AutoModelForSequenceClassification
 
-            # torch marks eager dynamic quantization deprecated (in favour of torchao) but still ships it.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    # The encoder's Linear layers only: the classification head is tiny (no speed to gain) and
-                    # quantizing it perturbs every score directly.
-                    encoder = {name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)
-                               and name.startswith(model.base_model_prefix + ".encoder.")}
-                    model = torch.ao.quantization.quantize_dynamic(model, encoder, dtype=torch.qint8)
-                except (AttributeError, RuntimeError) as exc:
-                    raise ScorerError(f"int8 dynamic quantization is not available in this torch: {exc}") from exc
-        self.model = model
+            if threads:
+                torch.set_num_threads(threads)
+            self._torch = torch
+            model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), local_files_only=True)
+            model.eval()
+            if backend == "torch" and quantize == "int8":
+                model = _quantize_int8(torch, model)
+            elif quantize == "bf16":
+                _keep_head_fp32(torch, model)
+            self.model = model
+        if backend == "onnx":
+            try:
+                from .onnx_scorer import OnnxForward
+
+                names: list[str] = [k for k in ("input_ids", "token_type_ids", "attention_mask")
+                         if k in self.tokenizer.model_input_names]
+                self._onnx = OnnxForward(model_dir, names, quantize=quantize, threads=threads, torch_model=self.model)
+            except ImportError as exc:
+                raise ScorerError(f"--backend onnx needs onnxruntime and onnx ({exc}): pip install onnxruntime onnx"
+                                  ) from exc
         self.quantize = quantize
+        self.backend = backend
         model_max = getattr(self.tokenizer, "model_max_length", None)
-        positions = getattr(model.config, "max_position_embeddings", None)
+        positions = getattr(config, "max_position_embeddings", None)
         limits = [n for n in (max_length, model_max, positions) if isinstance(n, int) and n > 0]
         self.max_length = min(limits)
         self.batch_size = batch_size
         head = "sigmoid of 1 logit" if self.num_labels == 1 else "softmax P(label 1) of 2 labels"
-        suffix = "" if quantize == "none" else f", {quantize}"
+        suffix = "" if backend == "torch" else ", onnxruntime"
+        suffix += "" if quantize == "none" else f", {quantize}"
         self.name = f"cross-encoder {model_dir.name} ({head}, max {self.max_length} tokens{suffix})"
 
     def encode(self, pairs: Sequence[Pair]) -> list[dict[str, list[int]]]:
@@ -221,30 +238,80 @@ class CrossEncoderScorer:
         return rows
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        torch = self._torch
+        import numpy as np
+
         if not pairs:
             return []
         rows = self.encode(pairs)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
         pad_id = self.tokenizer.pad_token_id or 0
         scores = [0.0] * len(rows)
-        with torch.inference_mode(), _autocast(torch, self.quantize):
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                width = len(rows[chunk[0]]["input_ids"])
-                batch: dict[str, Any] = {}
-                for key in rows[chunk[0]]:
-                    fill = pad_id if key == "input_ids" else 0
-                    tensor = torch.full((len(chunk), width), fill, dtype=torch.long)
-                    for r, i in enumerate(chunk):
-                        ids = rows[i][key]
-                        tensor[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    batch[key] = tensor
-                logits = self.model(**batch).logits.float()
-                probs = torch.sigmoid(logits[:, 0]) if self.num_labels == 1 else torch.softmax(logits, -1)[:, 1]
-                for i, p in zip(chunk, probs.tolist(), strict=True):
-                    scores[i] = float(p)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = len(rows[chunk[0]]["input_ids"])
+            batch: dict[str, Any] = {}
+            for key in rows[chunk[0]]:
+                array = np.full((len(chunk), width), pad_id if key == "input_ids" else 0, dtype=np.int64)
+                for r, i in enumerate(chunk):
+                    ids = rows[i][key]
+                    array[r, : len(ids)] = ids
+                batch[key] = array
+            logits = np.asarray(self._forward(batch), dtype=np.float64)
+            if self.num_labels == 1:
+                probs = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            else:
+                probs = 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))  # softmax P(label 1) of two logits
+            for i, p in zip(chunk, probs.tolist(), strict=True):
+                scores[i] = float(p)
         return scores
+
+    def _forward(self, batch: dict[str, Any]) -> Any:
+        """Logits (batch, labels) as a numpy array for one padded batch of int64 numpy arrays."""
+        if self._onnx is not None:
+            return self._onnx(batch)
+        torch = self._torch
+        with torch.inference_mode(), _autocast(torch, self.quantize):
+            tensors = {key: torch.from_numpy(value) for key, value in batch.items()}
+            return self.model(**tensors).logits.float().numpy()
+
+
+def _quantize_int8(torch: Any, model: Any) -> Any:
+    import warnings
+
+    # torch marks eager dynamic quantization deprecated (in favour of torchao) but still ships it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return torch.ao.quantization.quantize_dynamic(model, _encoder_linears(torch, model), dtype=torch.qint8)
+        except (AttributeError, RuntimeError) as exc:
+            raise ScorerError(f"int8 dynamic quantization is not available in this torch: {exc}") from exc
+
+
+def _encoder_linears(torch: Any, model: Any) -> set[str]:
+    """Names of the encoder's Linear layers. The rest (pooler, classification head) is tiny, so there is no speed
+    to gain there, and rounding it perturbs every score directly."""
+    prefix = model.base_model_prefix + ".encoder."
+    return {name for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and name.startswith(prefix)}
+
+
+def _keep_head_fp32(torch: Any, model: Any) -> None:
+    """Make every Linear outside the encoder (pooler, head) run in fp32 even under bf16 autocast."""
+    encoder = _encoder_linears(torch, model)
+
+    class Fp32(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: Any) -> Any:
+            with torch.autocast("cpu", enabled=False):
+                return self.inner(x.float())
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, torch.nn.Linear) and name not in encoder:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent) if parent else model, child, Fp32(module))
 
 
 def _rows(enc: Any, n: int) -> list[dict[str, list[int]]]:
@@ -267,6 +334,7 @@ def load_scorer(
     batch_size: int = 32,
     quantize: str = "none",
     threads: int | None = None,
+    backend: str = "torch",
 ) -> Scorer:
     """A CrossEncoderScorer for the model directory `model`, or the LexicalScorer when `model` is None."""
     if model is None:
@@ -279,4 +347,5 @@ def load_scorer(
             f"--model needs torch and transformers ({exc}); install the extra: pip install 'os-rerank[serve]', "
             "or leave --model out to use the lexical scorer"
         ) from exc
-    return CrossEncoderScorer(model, max_length=max_length, batch_size=batch_size, quantize=quantize, threads=threads)
+    return CrossEncoderScorer(model, max_length=max_length, batch_size=batch_size, quantize=quantize, threads=threads,
+                              backend=backend)
