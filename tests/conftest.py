@@ -9,7 +9,6 @@ import pytest
 from tests.fakes import OpenSearchDouble
 from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
 
-
 # The four layers of the suite (README "Tests"), as markers: `python -m pytest -m painless` runs one layer.
 _LAYERS = (
     ("painless", ("test_painless_", "test_contracts_golden")),
