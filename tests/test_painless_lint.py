@@ -38,6 +38,7 @@ def test_shipped_script_passes(path: Path) -> None:
         ("string-escape", 'String t = "a\\tb";'),
         ("string-escape", 'String raw = "a\tb";'),
         ("unicode-escape", 'String d = "\\u0024";'),
+        ("no-placeholder", '// region is ${parameters.region}\nString r = "x";'),
         ("unicode-escape", "// a comment with \\u000a in it"),
         ("single-quote", "String s = 'x';"),
         ("no-object-eq", 'String q = (String) params.get("q");\nif (q == "x") {\n  q = "y";\n}'),

@@ -136,6 +136,13 @@ def lint_source(src: str, path: str) -> list[Violation]:
 
     code, literals, _comments = _scan(src)
 
+    # no-placeholder: ML Commons substitutes `${parameters.X}` into the script *source* before it runs
+    # (ConnectorUtils.fillProcessFunctionParameter, 2.12+), comments included; the source then varies with the
+    # request and every variant is a new compilation (script.max_compilations_rate).
+    for m in re.finditer(r"\$\{parameters\.", src):
+        add(m.start(), "no-placeholder", "ML Commons substitutes ${parameters.X} into script source, comments too; "
+            "keep scripts static")
+
     # unicode-escape: javac decodes \uXXXX before parsing, everywhere (comments too); Painless never does.
     for m in re.finditer(r"(\\+)u", src):
         if len(m.group(1)) % 2 == 1:
