@@ -169,9 +169,38 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
+def _connection_class() -> Any:
+    from opensearchpy import RequestsHttpConnection
+
+    class Connection(RequestsHttpConnection):
+        """RequestsHttpConnection whose TLS settings win over REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE.
+
+        opensearch-py merges requests' environment settings into every send, and requests lets those variables
+        replace the session's `verify`: opensearch.ca_certs (or verify_certs: false) would be silently ignored
+        wherever the variables are set. With the default (verify against the system), the environment still
+        applies, as users of corporate CA bundles expect.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            session = self.session
+            chosen = session.verify
+            merge = session.merge_environment_settings
+
+            def merged(*margs: Any, **mkwargs: Any) -> Any:
+                settings = merge(*margs, **mkwargs)
+                if chosen is not True:
+                    settings["verify"] = chosen
+                return settings
+
+            session.merge_environment_settings = merged  # type: ignore[method-assign]
+
+    return Connection
+
+
 def connect(config: Config, *, sleep: Callable[[float], None] = time.sleep) -> Cluster:
     """A Cluster for config.opensearch (auth, TLS); nothing is sent until the first request."""
-    from opensearchpy import OpenSearch, RequestsHttpConnection
+    from opensearchpy import OpenSearch
 
     os_cfg = config.opensearch
     kwargs: dict[str, Any] = {
@@ -182,7 +211,7 @@ def connect(config: Config, *, sleep: Callable[[float], None] = time.sleep) -> C
         # Retries are ours (see Cluster.request): opensearch-py would also retry a POST whose connection dropped.
         "max_retries": 0,
         "retry_on_timeout": False,
-        "connection_class": RequestsHttpConnection,
+        "connection_class": _connection_class(),
     }
     if os_cfg.ca_certs is not None:
         kwargs["ca_certs"] = str(os_cfg.ca_certs)
