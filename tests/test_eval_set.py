@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from os_rerank.eval import load_corpus, load_qrels, load_queries
+from tests.fakes.search import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "data" / "eval"
@@ -73,18 +74,8 @@ def test_size_and_languages(dataset: tuple[list, list, dict]) -> None:
 
 
 def words(text: str) -> list[str]:
-    """Unicode words as OpenSearch's standard tokenizer sees them: letters, digits and combining marks, lower-cased."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    out, current = [], []
-    for ch in text:
-        if unicodedata.category(ch)[0] in "LNM":
-            current.append(ch)
-        elif current:
-            out.append("".join(current))
-            current = []
-    if current:
-        out.append("".join(current))
-    return out
+    """Unicode words as OpenSearch's standard tokenizer sees them (the test double's analyzer), NFKC-normalized."""
+    return tokens(unicodedata.normalize("NFKC", text))
 
 
 def bm25_rankings(corpus: list, queries: list, k1: float = 1.2, b: float = 0.75) -> dict[str, list[str]]:
