@@ -100,6 +100,9 @@ def apply_plan(
             stopped = OsRerankError("interrupted")
             stopped.exit_code = 130
             raise _half_done(stopped, action, run.result.steps, plan.actions[i + 1:]) from None
+        except Exception as exc:  # a bug or an unmapped library error: still say what finished
+            unexpected = OsRerankError(f"unexpected {type(exc).__name__}: {exc}")
+            raise _half_done(unexpected, action, run.result.steps, plan.actions[i + 1:]) from exc
     return run.result
 
 

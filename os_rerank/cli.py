@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -17,13 +18,14 @@ from . import __version__
 from .config import ENV_OVERRIDES, Config, load_config
 from .contracts import CONTRACT_NAMES
 from .errors import OsRerankError
-from .output import Env, print_json, print_rendered, table
+from .output import Env, print_json, print_rendered, redact, table
 
 Handler = Callable[[argparse.Namespace, Env], int]
 
 EXIT_OK = 0
 EXIT_USAGE = 2  # argparse's own code for bad arguments; ConfigError shares it
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # sysexits EX_SOFTWARE
 
 
 def _config(args: argparse.Namespace, env: Env) -> Config:
@@ -512,6 +514,12 @@ def main(
     except KeyboardInterrupt:
         env.err("os-rerank: interrupted")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one redacted line, the traceback only on request
+        if env.environ.get("OS_RERANK_DEBUG"):
+            env.err(redact(traceback.format_exc(), env.secrets).rstrip())
+        env.err(f"os-rerank: error: unexpected {type(exc).__name__}: {exc}")
+        env.err("os-rerank: error: this is a bug in os-rerank; OS_RERANK_DEBUG=1 shows the traceback")
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

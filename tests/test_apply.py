@@ -231,3 +231,19 @@ def test_an_interrupted_setup_says_what_finished() -> None:
     assert err.value.exit_code == 130
     assert err.value.message.startswith("setup stopped at documents 'my-test-data': interrupted\n")
     assert "index my-test-data created" in err.value.message
+
+
+def test_an_unexpected_error_still_says_what_finished() -> None:
+    def broken(method: str, path: str, body: Any) -> Any:
+        raise ValueError("no JSON object could be decoded")
+
+    routes = [r if "_search/pipeline" not in r[1] else (r[0], r[1], broken) for r in CREATE_ALL]
+    cluster, _, _ = cluster_for(routes)
+    with pytest.raises(os_rerank.errors.OsRerankError) as err:
+        apply_plan(make_plan(desired(), empty()), cluster, make_config(), CREDENTIAL)
+    lines = err.value.message.splitlines()
+    assert lines[0] == ("setup stopped at pipeline 'rerank_pipeline_sagemaker': unexpected ValueError: "
+                        "no JSON object could be decoded")
+    assert "4 documents loaded into my-test-data" in lines[1]
+    assert lines[2] == "not done: pipeline rerank_pipeline_sagemaker"
+    assert err.value.fix == "run `os-rerank setup` again: it finds what exists by name and completes the rest"
