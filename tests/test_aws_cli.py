@@ -17,7 +17,7 @@ from moto import mock_aws  # noqa: E402
 from os_rerank import aws_endpoint  # noqa: E402
 from os_rerank.cli import main  # noqa: E402
 
-ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+ACCESS_KEY = "AKIDEXAMPLE-os-rerank-cli"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdGhpcyBpcyBub3QgYSByZWFsIHRva2Vu"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"

@@ -16,7 +16,7 @@ from os_rerank.config import load_config
 from os_rerank.credentials import ConnectorCredential, connector_credential, credential_warnings, is_aws_managed
 
 # Recognisable fake keys (AWS's documentation examples): never real, easy to grep for in output.
-ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+ACCESS_KEY = "AKIDEXAMPLE-os-rerank-creds"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdGhpcyBpcyBub3QgYSByZWFsIHRva2Vu"
 ROLE = "arn:aws:iam::123456789012:role/opensearch-sagemaker"

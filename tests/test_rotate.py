@@ -25,7 +25,7 @@ from tests.fakes import OpenSearchDouble
 ROOT = Path(__file__).resolve().parent.parent
 ML = "/_plugins/_ml"
 CONNECTOR_NAME = "os-rerank sagemaker cross-encoder"
-OLD_KEY, OLD_SECRET = "AKIAOLDOLDOLDOLDOLD1", "old-secret-old-secret-old-secret-000000"
+OLD_KEY, OLD_SECRET = "AKIDEXAMPLE-old-key", "old-secret-old-secret-old-secret-000000"
 NEW_KEY = "ASIAIOSFODNN7EXAMPLE"
 NEW_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 NEW_TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKENdGhpcyBpcyBub3QgYSByZWFsIHRva2Vu"
