@@ -346,6 +346,95 @@ def _cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
     return EXIT_OK
 
 
+# --- a real node on this machine (os-rerank local) -----------------------------------------------------------------
+
+
+def _cmd_local(args: argparse.Namespace, env: Env) -> int:
+    from pathlib import Path
+
+    from .local import node as local
+
+    home = Path(args.dir).expanduser() if args.dir else local.default_home(env.environ)
+    if args.action == "up":
+        secure = bool(args.secure)
+        wanted = local.Wanted(
+            name=args.name or local.default_name(secure), version=args.version,
+            port=args.port or (local.DEFAULT_SECURE_PORT if secure else local.DEFAULT_PORT), secure=secure,
+            heap=args.heap)
+        try:
+            result = local.up(wanted, home=home, cache_root=local.default_cache(env.environ), environ=env.environ,
+                              repository=args.repository, fresh=args.fresh, timeout=args.timeout,
+                              progress=lambda line: env.err(f"local: {line}"))
+        except KeyboardInterrupt:
+            stopped = OsRerankError("interrupted: nothing was left running, and no partial download or build "
+                                    "remains", fix="run `os-rerank local up` again")
+            stopped.exit_code = EXIT_INTERRUPTED
+            raise stopped from None
+        if args.json:
+            print_json(env, result.to_json())
+            return EXIT_OK
+        node = result.node
+        env.out(f"node {node.name}: {result.outcome} in {result.seconds:.1f}s (pid {result.pid})")
+        for line in _local_lines(node):
+            env.out(line)
+        env.out(f"stop it with: os-rerank local down --name {node.name}")
+        return EXIT_OK
+    if args.action == "env":
+        node = local.select(home, args.name, one=True)[0]
+        for line in _local_env(node):
+            env.out(line)
+        return EXIT_OK
+    if args.action == "status":
+        statuses = [local.status(n) for n in local.select(home, args.name)]
+        if args.json:
+            print_json(env, [s.to_json() for s in statuses])
+            return EXIT_OK
+        rows = [(s.node.name, s.node.version + (" secured" if s.node.secure else ""), s.node.url, s.state,
+                 s.pid or "-", f"{s.rss / 1e6:.0f} MB" if s.rss else "-") for s in statuses]
+        env.out(table(rows, ("name", "version", "url", "state", "pid", "rss")))
+        return EXIT_OK
+    if args.action == "logs":
+        node = local.select(home, args.name, one=True)[0]
+        for line in local.last_lines(node, args.lines):
+            env.out(line)
+        return EXIT_OK
+    for node in local.select(home, args.name):
+        env.out(f"node {node.name}: {local.down(node, purge=args.purge)}")
+    return EXIT_OK
+
+
+def _local_lines(node: object) -> list[str]:
+    from .local.layout import ADMIN_USER, NodeInfo
+
+    assert isinstance(node, NodeInfo)
+    lines = [f"  url       {node.url}", f"  version   OpenSearch {node.version} with ML Commons, neural-search, "
+             f"k-NN{', security' if node.secure else ''} (Java {node.java_version}, heap {node.heap})",
+             f"  folder    {node.folder}"]
+    if node.secure:
+        lines += [f"  ca        {node.ca_certs}  (opensearch.ca_certs, or OPENSEARCH_CA_CERTS)",
+                  f"  user      {ADMIN_USER}  (OPENSEARCH_USERNAME)",
+                  f"  password  in {node.password_file}  (OPENSEARCH_PASSWORD; never printed)",
+                  f"  env       eval \"$(os-rerank local env --name {node.name})\" sets all of these"]
+    return lines
+
+
+def _local_env(node: object) -> list[str]:
+    """Shell lines that point os-rerank at the node; the password is read from its file, never printed."""
+    import shlex
+
+    from .local.layout import ADMIN_USER, NodeInfo
+
+    assert isinstance(node, NodeInfo)
+    lines = [f"export OPENSEARCH_URL={shlex.quote(node.url)}"]
+    if node.secure:
+        lines += [f"export OPENSEARCH_USERNAME={ADMIN_USER}",
+                  f"export OPENSEARCH_PASSWORD=\"$(cat {shlex.quote(str(node.password_file))})\"",
+                  f"export OPENSEARCH_CA_CERTS={shlex.quote(str(node.ca_certs))}"]
+    else:
+        lines += ["unset OPENSEARCH_USERNAME OPENSEARCH_PASSWORD OPENSEARCH_CA_CERTS"]
+    return lines
+
+
 # --- the parser -----------------------------------------------------------------------------------------------------
 
 
@@ -477,6 +566,40 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("delete", help="delete the endpoint, its endpoint configs, model and autoscaling")
     _add_config(a)
     _add_json(a)
+
+    p = command("local", _cmd_local, "run a real OpenSearch node with ML Commons and neural-search here (no Docker)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def local_action(name: str, help_text: str) -> argparse.ArgumentParser:
+        a = actions.add_parser(name, help=help_text, description=help_text)
+        a.add_argument("--dir", metavar="DIR", help="where nodes live (env OS_RERANK_LOCAL_HOME; default "
+                       "~/.local/share/os-rerank/local, /var/lib/os-rerank/local for root)")
+        return a
+
+    a = local_action("up", "build (first time: downloads ~470 MB from Maven) and start a node; wait until healthy")
+    a.add_argument("--version", default="2.19.1", metavar="X.Y.Z", help="OpenSearch version (default: 2.19.1)")
+    a.add_argument("--port", type=int, metavar="N", help="HTTP port on 127.0.0.1 (default: 9200, 9201 with --secure)")
+    a.add_argument("--secure", action="store_true",
+                   help="with the security plugin: TLS (its demo CA), basic auth as admin with a generated password")
+    a.add_argument("--name", metavar="NAME", help="the node's name (default: plain, or secure with --secure)")
+    a.add_argument("--heap", default="1g", metavar="SIZE", help="JVM heap (default: 1g)")
+    a.add_argument("--repository", metavar="URL", help="Maven repository or mirror to download from (env "
+                   "OS_RERANK_MAVEN_REPOSITORY; default: the mirror in Maven's settings.xml, else Maven Central)")
+    a.add_argument("--fresh", action="store_true", help="remove the node (and its data) and build it again")
+    a.add_argument("--timeout", type=float, default=180.0, metavar="SECONDS",
+                   help="how long to wait for the node to be healthy (default: 180)")
+    _add_json(a)
+    a = local_action("status", "show each local node: version, URL, running or not, memory")
+    a.add_argument("--name", metavar="NAME", help="only this node")
+    _add_json(a)
+    a = local_action("down", "stop a local node (every node without --name)")
+    a.add_argument("--name", metavar="NAME", help="only this node")
+    a.add_argument("--purge", action="store_true", help="also remove the node's folder and data")
+    a = local_action("logs", "print the end of a node's log")
+    a.add_argument("--name", metavar="NAME", help="the node (needed when there are several)")
+    a.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="how many lines (default: 50)")
+    a = local_action("env", "print shell exports that point os-rerank at a node (the password is read from its file)")
+    a.add_argument("--name", metavar="NAME", help="the node (needed when there are several)")
 
     p = command("rotate-credentials", _cmd_rotate_credentials,
                 "put fresh AWS credentials into the connector (undeploy, update, deploy, verify)")

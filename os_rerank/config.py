@@ -31,6 +31,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "OPENSEARCH_URL": "opensearch.url",
     "OPENSEARCH_USERNAME": "opensearch.auth.username (and auth.type basic)",
     "OPENSEARCH_PASSWORD": "the basic-auth password (only ever from the environment)",
+    "OPENSEARCH_CA_CERTS": "opensearch.ca_certs (the CA bundle that verifies the cluster's certificate)",
     "AWS_REGION": "sagemaker.region, and opensearch.auth.region for aws_sigv4",
     "AWS_PROFILE": "aws.profile",
 }
@@ -334,6 +335,8 @@ def _apply_env(data: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any
         return data, None  # the model reports the wrong type with its path
     if env.get("OPENSEARCH_URL"):
         opensearch["url"] = env["OPENSEARCH_URL"]
+    if env.get("OPENSEARCH_CA_CERTS"):
+        opensearch["ca_certs"] = env["OPENSEARCH_CA_CERTS"]
     auth = opensearch.get("auth")
     auth = dict(auth) if isinstance(auth, dict) else ({} if auth is None else auth)
     if env.get("OPENSEARCH_USERNAME") and isinstance(auth, dict):

@@ -70,3 +70,9 @@ class AwsError(OsRerankError):
     """An AWS control-plane call (SageMaker, IAM, Application Auto Scaling, STS) failed."""
 
     exit_code = 7
+
+
+class LocalNodeError(OsRerankError):
+    """`os-rerank local`: an artifact could not be fetched or checked, or the node could not be built or started."""
+
+    exit_code = 8

@@ -32,7 +32,8 @@ class Env:
 # Shapes of AWS secrets, redacted even when we were not told the value (defence in depth).
 _SECRET_PATTERNS = [
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    re.compile(r"(?i)(aws_secret_access_key|secret_key|session_token|password)(\"?\s*[:=]\s*\"?)([^\s\",}]+)"),
+    # A shell substitution (`"$(cat FILE)"`) is a reference to a secret, not one: keep it readable.
+    re.compile(r"(?i)(aws_secret_access_key|secret_key|session_token|password)(\"?\s*[:=]\s*\"?)(?!\$\()([^\s\",}]+)"),
 ]
 
 

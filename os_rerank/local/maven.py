@@ -1,0 +1,412 @@
+"""Maven artifacts over plain HTTPS (or a folder): where they come from, how they are checked, where they are kept.
+
+No Maven needed, only the repository layout (`group/as/path/artifact/version/artifact-version.ext`). The
+repository is, in order: `--repository` / OS_RERANK_MAVEN_REPOSITORY, else the mirror of `central` that Maven's own
+settings.xml names (so a machine behind a corporate mirror resolves the way `mvn` does), else Maven Central. A hit
+in the local Maven repository (~/.m2/repository, or settings.xml's localRepository) is used before any download.
+
+Every artifact is checked before it is used: against the `.sha1` the repository publishes beside it, else against
+the SHA-1 os-rerank pins for the artifacts it was tested with (`PINNED_SHA1`), else its SHA-1 is recorded on first
+download (said in a warning) and checked on every later use. A download goes to `<file>.part` and is renamed only
+once checked, so an interrupted one leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import LocalNodeError
+
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+REPOSITORY_ENV = "OS_RERANK_MAVEN_REPOSITORY"
+CHUNK = 1 << 20
+TIMEOUT_SECONDS = 60.0
+
+# SHA-1 of artifacts os-rerank was tested with, for repositories that do not publish a .sha1 beside them (the
+# mirror this project was built behind served none for most plugin zips). Computed from the downloaded files on
+# 2026-11-29; where Maven Central's .sha1 was served it matched.
+PINNED_SHA1: dict[str, str] = {
+    "org.opensearch.distribution.integ-test-zip:opensearch:2.19.1:zip": "af4fbc753ec975e4f335e3cf514527c7fb216864",
+    "org.opensearch.plugin:opensearch-job-scheduler:2.19.1.0:zip": "70086187558b6c62bb5419cce9ad997de7e8f951",
+    "org.opensearch.plugin:opensearch-ml-plugin:2.19.1.0:zip": "264bb901831f3ffc22af9f95161fe40fd50fab57",
+    "org.opensearch.plugin:opensearch-knn:2.19.1.0:zip": "7ded4cf706be052f7bfcccea7102770a9298b96e",
+    "org.opensearch.plugin:neural-search:2.19.1.0:zip": "af25af4caf1d2a7563e187df1b97dc4559c6176e",
+    "org.opensearch.plugin:opensearch-security:2.19.1.0:zip": "bbea3f51ff7e94da093589f2c30ad9868e92959b",
+    "org.opensearch.plugin:lang-painless:2.19.1:jar": "645bd9d27379a90d051dec24eb7232244f2cd8f2",
+    "org.opensearch.plugin:opensearch-scripting-painless-spi:2.19.1:jar": "71223aae74a978698dd2218f95917a82e111c9b5",
+    "org.antlr:antlr4-runtime:4.13.1:jar": "17125bae1d965624e265ef49552f6465a2bfa307",
+    "org.ow2.asm:asm:9.7:jar": "073d7b3086e14beb604ced229c302feff6449723",
+    "org.ow2.asm:asm-analysis:9.7:jar": "e4a258b7eb96107106c0599f0061cfc1832fe07a",
+    "org.ow2.asm:asm-commons:9.7:jar": "e86dda4696d3c185fcc95d8d311904e7ce38a53f",
+    "org.ow2.asm:asm-tree:9.7:jar": "e446a17b175bfb733b87c5c2560ccb4e57d69f1a",
+    "org.ow2.asm:asm-util:9.7:jar": "c0655519f24d92af2202cb681cd7c1569df6ead6",
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One Maven artifact: `group:artifact:version:extension`."""
+
+    group: str
+    artifact: str
+    version: str
+    extension: str = "jar"
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.group}:{self.artifact}:{self.version}:{self.extension}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.artifact}-{self.version}.{self.extension}"
+
+    @property
+    def path(self) -> str:
+        """The artifact's path inside any Maven repository."""
+        return f"{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.file_name}"
+
+    def sibling(self, extension: str) -> Artifact:
+        """The same artifact with another extension (its .pom, say)."""
+        return Artifact(self.group, self.artifact, self.version, extension)
+
+
+@dataclass(frozen=True)
+class Repository:
+    """Where artifacts come from: `url` (https://, http:// or file://) and what chose it, for messages."""
+
+    url: str
+    source: str
+    local: Path | None = None  # the local Maven repository, consulted first
+
+    @property
+    def shown(self) -> str:
+        """The URL without a password (a mirror URL may carry user:password@)."""
+        return redact_url(self.url)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password in its user-info replaced by ***."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+# --- choosing the repository ---------------------------------------------------------------------------------------
+
+
+def settings_files(environ: Mapping[str, str], home: Path) -> list[Path]:
+    """Maven's settings.xml files in the order Maven reads them: the user's, then the installation's."""
+    files = [home / ".m2" / "settings.xml"]
+    for var in ("MAVEN_HOME", "M2_HOME"):
+        if environ.get(var):
+            files.append(Path(environ[var]) / "conf" / "settings.xml")
+    mvn = shutil.which("mvn", path=environ.get("PATH"))
+    if mvn:
+        files.append(Path(os.path.realpath(mvn)).parent.parent / "conf" / "settings.xml")
+    files += [Path("/usr/share/maven/conf/settings.xml"), Path("/etc/maven/settings.xml")]
+    seen: set[Path] = set()
+    out = []
+    for f in files:
+        if f not in seen:
+            seen.add(f)
+            out.append(f)
+    return out
+
+
+def _strip_ns(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _children(node: ET.Element, name: str) -> list[ET.Element]:
+    return [c for c in node if _strip_ns(c.tag) == name]
+
+
+def _text(node: ET.Element, name: str) -> str | None:
+    found = _children(node, name)
+    return (found[0].text or "").strip() if found else None
+
+
+def mirror_of_central(settings_xml: str) -> str | None:
+    """The URL of the first enabled mirror whose <mirrorOf> covers `central`, or None."""
+    try:
+        root = ET.fromstring(settings_xml)
+    except ET.ParseError:
+        return None
+    for mirrors in _children(root, "mirrors"):
+        for mirror in _children(mirrors, "mirror"):
+            if (_text(mirror, "blocked") or "").lower() == "true":
+                continue
+            patterns = [p.strip() for p in (_text(mirror, "mirrorOf") or "").split(",") if p.strip()]
+            if _covers_central(patterns) and _text(mirror, "url"):
+                return _text(mirror, "url")
+    return None
+
+
+def _covers_central(patterns: list[str]) -> bool:
+    """Maven's <mirrorOf> matching for the repository id `central` (an https repository, not localhost)."""
+    if "!central" in patterns:
+        return False
+    return any(p in ("*", "central", "external:*", "external:https:*") for p in patterns)
+
+
+def local_repository(settings_xml: str) -> Path | None:
+    try:
+        root = ET.fromstring(settings_xml)
+    except ET.ParseError:
+        return None
+    value = _text(root, "localRepository")
+    return Path(value).expanduser() if value else None
+
+
+def choose_repository(explicit: str | None, environ: Mapping[str, str], home: Path | None = None) -> Repository:
+    """The repository to download from, and the local Maven repository to look in first."""
+    home = home or Path.home()
+    local: Path | None = None
+    mirror: tuple[str, Path] | None = None
+    for path in settings_files(environ, home):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        local = local or local_repository(text)
+        if mirror is None:
+            url = mirror_of_central(text)
+            if url:
+                mirror = (url, path)
+    local = local or home / ".m2" / "repository"
+    if explicit:
+        return Repository(_checked_url(explicit, "--repository"), "--repository", local)
+    if environ.get(REPOSITORY_ENV):
+        return Repository(_checked_url(environ[REPOSITORY_ENV], REPOSITORY_ENV), REPOSITORY_ENV, local)
+    if mirror is not None:
+        return Repository(_checked_url(mirror[0], str(mirror[1])), f"Maven mirror in {mirror[1]}", local)
+    return Repository(MAVEN_CENTRAL, "Maven Central", local)
+
+
+def _checked_url(url: str, where: str) -> str:
+    url = url.strip().rstrip("/")
+    if re.match(r"^(https?|file)://", url):
+        return url
+    if url.startswith("/"):
+        return Path(url).as_uri()
+    raise LocalNodeError(f"{where}: not a repository URL: {redact_url(url)!r}",
+                         fix="give an https:// URL (a Maven repository or mirror) or a folder path")
+
+
+# --- fetching -------------------------------------------------------------------------------------------------------
+
+Progress = Callable[[str], None]
+
+
+class NotServedError(LocalNodeError):
+    """The repository does not have the artifact (404), as opposed to failing to answer."""
+
+
+def _open(url: str, *, method: str = "GET") -> Any:
+    parts = urllib.parse.urlsplit(url)
+    headers = {"User-Agent": "os-rerank"}
+    if parts.username:
+        import base64
+
+        token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        host = parts.hostname or ""
+        url = urllib.parse.urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+    request = urllib.request.Request(url, headers=headers, method=method)
+    return urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+
+
+def _url_error(artifact: Artifact, repo: Repository, exc: Exception) -> LocalNodeError:
+    if isinstance(exc, urllib.error.HTTPError) and exc.code == 404:
+        return NotServedError(f"{artifact.coordinates} is not served by {repo.shown} (404)",
+                              fix="pick a version that repository serves, or point --repository at one that has it")
+    if isinstance(exc, FileNotFoundError) or isinstance(getattr(exc, "reason", None), FileNotFoundError):
+        return NotServedError(f"{artifact.coordinates} is not in {repo.shown}",
+                              fix="pick a version that repository holds, or point --repository at one that has it")
+    reason = getattr(exc, "reason", None) or exc
+    return LocalNodeError(f"cannot reach {repo.shown} for {artifact.coordinates}: {reason}",
+                          fix="check the network (HTTPS_PROXY is honoured), or set --repository to a reachable mirror")
+
+
+def is_served(artifact: Artifact, repo: Repository) -> bool:
+    """Whether the repository has the artifact (HEAD, or a file check); LocalNodeError when it cannot be asked."""
+    if repo.local is not None and (repo.local / artifact.path).is_file():
+        return True
+    url = f"{repo.url}/{artifact.path}"
+    if url.startswith("file://"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).is_file()
+    try:
+        with _open(url, method="HEAD"):
+            return True
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return False
+        raise _url_error(artifact, repo, exc) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise _url_error(artifact, repo, exc) from None
+
+
+def published_sha1(artifact: Artifact, repo: Repository) -> str | None:
+    """The `.sha1` the repository publishes beside the artifact, or None when it has none."""
+    try:
+        with _open(f"{repo.url}/{artifact.path}.sha1") as reply:
+            text = reply.read(200).decode("ascii", "replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    match = re.match(r"\s*([0-9a-fA-F]{40})\b", text)
+    return match.group(1).lower() if match else None
+
+
+def sha1_of(path: Path) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """An artifact in the cache: its file, its SHA-1, and how that SHA-1 was vouched for."""
+
+    artifact: Artifact
+    path: Path
+    sha1: str
+    checked_by: str  # "published .sha1", "pinned", "recorded on first download", "cache"
+    downloaded_bytes: int = 0
+    seconds: float = 0.0
+
+
+class Cache:
+    """Artifacts kept under `root`, in repository layout, each with `<file>.sha1` once checked."""
+
+    def __init__(self, root: Path, repo: Repository, progress: Progress | None = None) -> None:
+        self.root = root
+        self.repo = repo
+        self.progress = progress or (lambda _: None)
+
+    def fetch(self, artifact: Artifact) -> Fetched:
+        """The artifact's checked file in the cache, downloaded (or copied from ~/.m2) when missing."""
+        target = self.root / artifact.path
+        recorded = target.with_name(target.name + ".sha1")
+        if target.is_file() and recorded.is_file():
+            want = recorded.read_text(encoding="ascii").split()[0]
+            got = sha1_of(target)
+            if got == want:
+                return Fetched(artifact, target, got, "cache")
+            self.progress(f"{artifact.file_name}: cached copy is damaged (SHA-1 {got}, recorded {want}); "
+                          "downloading it again")
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(target.name + ".part")
+        started = time.monotonic()
+        try:
+            size = self._copy_in(artifact, part)
+            got = sha1_of(part)
+            checked_by = self._check(artifact, got)
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
+        recorded.write_text(got + "\n", encoding="ascii")
+        return Fetched(artifact, target, got, checked_by, size, time.monotonic() - started)
+
+    def _copy_in(self, artifact: Artifact, part: Path) -> int:
+        local = self.repo.local / artifact.path if self.repo.local is not None else None
+        if local is not None and local.is_file():
+            self.progress(f"{artifact.file_name}: from the local Maven repository {self.repo.local}")
+            shutil.copyfile(local, part)
+            return 0
+        url = f"{self.repo.url}/{artifact.path}"
+        try:
+            reply = _open(url)
+        except (urllib.error.URLError, OSError) as exc:
+            raise _url_error(artifact, self.repo, exc) from None
+        with reply:
+            total = int(reply.headers.get("Content-Length") or 0)
+            self.progress(f"{artifact.file_name}: downloading{f' {_mb(total)}' if total else ''} from "
+                          f"{self.repo.shown}")
+            done, last = 0, time.monotonic()
+            with part.open("wb") as out:
+                while True:
+                    try:
+                        block = reply.read(CHUNK)
+                    except OSError as exc:
+                        raise _url_error(artifact, self.repo, exc) from None
+                    if not block:
+                        break
+                    out.write(block)
+                    done += len(block)
+                    if total and time.monotonic() - last >= 2.0:
+                        last = time.monotonic()
+                        self.progress(f"{artifact.file_name}: {_mb(done)} of {_mb(total)} ({100 * done // total}%)")
+        if total and done != total:
+            raise LocalNodeError(f"{artifact.file_name}: download ended at {done} of {total} bytes",
+                                 fix="run the command again")
+        return done
+
+    def _check(self, artifact: Artifact, got: str) -> str:
+        published = published_sha1(artifact, self.repo)
+        pinned = PINNED_SHA1.get(artifact.coordinates)
+        for want, how in ((published, "published .sha1"), (pinned, "pinned")):
+            if want is not None:
+                if want != got:
+                    raise LocalNodeError(
+                        f"{artifact.file_name}: SHA-1 {got} does not match the {how} {want}; the download is corrupt "
+                        "or the repository serves a different file",
+                        fix="run the command again; if it persists, check the repository (--repository)")
+                return how
+        self.progress(f"{artifact.file_name}: warning: {self.repo.shown} publishes no checksum for it and os-rerank "
+                      f"pins none; recorded its SHA-1 {got} and will check it on every later use")
+        return "recorded on first download"
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+# --- a POM's runtime dependencies ------------------------------------------------------------------------------------
+
+
+def pom_dependencies(pom_xml: str, exclude_groups: Iterable[str] = ()) -> list[Artifact]:
+    """The compile/runtime dependencies a POM lists with explicit versions (not test, provided or optional)."""
+    root = ET.fromstring(pom_xml)
+    excluded = set(exclude_groups)
+    out = []
+    for deps in _children(root, "dependencies"):
+        for dep in _children(deps, "dependency"):
+            scope = _text(dep, "scope") or "compile"
+            if scope not in ("compile", "runtime") or (_text(dep, "optional") or "") == "true":
+                continue
+            group, name, version = _text(dep, "groupId"), _text(dep, "artifactId"), _text(dep, "version")
+            if not (group and name and version) or group in excluded or "${" in version:
+                continue
+            out.append(Artifact(group, name, version, _text(dep, "type") or "jar"))
+    return out
+
+
+def read_text(artifact: Artifact, repo: Repository) -> str:
+    """A small artifact (a POM) as text, straight from the repository."""
+    local = repo.local / artifact.path if repo.local is not None else None
+    if local is not None and local.is_file():
+        return local.read_text(encoding="utf-8")
+    try:
+        with _open(f"{repo.url}/{artifact.path}") as reply:
+            return str(reply.read(1 << 20).decode("utf-8"))
+    except (urllib.error.URLError, OSError) as exc:
+        raise _url_error(artifact, repo, exc) from None
