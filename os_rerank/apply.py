@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import cluster as cluster_module
+from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
@@ -95,6 +96,7 @@ def apply_plan(
         try:
             run.apply(action)
         except OsRerankError as exc:
+            run.settle()
             raise _half_done(exc, action, run.result.steps, plan.actions[i + 1:]) from None
         except KeyboardInterrupt:
             stopped = OsRerankError("interrupted")
@@ -103,6 +105,7 @@ def apply_plan(
         except Exception as exc:  # a bug or an unmapped library error: still say what finished
             unexpected = OsRerankError(f"unexpected {type(exc).__name__}: {exc}")
             raise _half_done(unexpected, action, run.result.steps, plan.actions[i + 1:]) from exc
+    run.settle()
     return run.result
 
 
@@ -129,6 +132,9 @@ class _Run:
         self.on_event = on_event
         self.deploy_timeout = deploy_timeout
         self.result = ApplyResult()
+        # ML Commons ids this run created and deleted, by kind: `settle` waits until search agrees.
+        self.created: dict[str, list[str]] = {}
+        self.removed: dict[str, list[str]] = {}
 
     # --- plumbing ---------------------------------------------------------------------------------------------
 
@@ -153,6 +159,25 @@ class _Run:
                           f"{wait:g}s")
                 self.cluster.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def settle(self) -> None:
+        """Wait until ML Commons' search shows what this run created and no longer what it deleted.
+
+        Its searches lag writes by up to a second (mlcommons.py); without this, a `teardown` or `setup` run right
+        after would miss a new resource, or find a deleted one.
+        """
+        names = {ml.CONNECTORS: self.config.connector.name, ml.MODEL_GROUPS: self.config.model.group,
+                 ml.MODELS: self.config.model.name}
+        for kind in ml.KINDS:
+            present, absent = self.created.get(kind, []), self.removed.get(kind, [])
+            name = names[kind]
+            if (present or absent) and name and not ml.await_search(self.cluster, kind, ml.name_query(name),
+                                                                    present=present, absent=absent):
+                event = Event("wait", kind, name, f"ML Commons' search does not show every change to {kind} yet; a "
+                              "command run at once may not see it")
+                self.result.events.append(event)
+                if self.on_event is not None:
+                    self.on_event(event)
 
     def note_ids(self, action: Action) -> None:
         if action.id is None or action.kind in (CREATE, REPLACE):
@@ -181,6 +206,7 @@ class _Run:
         if action.kind == CREATE:
             response = self.write(action, "POST", "/_plugins/_ml/connectors/_create", body)
             self.result.connector_id = str(response["connector_id"])
+            self.created.setdefault(ml.CONNECTORS, []).append(self.result.connector_id)
             self.emit("create", action, f"connector {action.name} created (id {self.result.connector_id})",
                       self.result.connector_id)
             return
@@ -196,6 +222,7 @@ class _Run:
         response = self.write(action, "POST", "/_plugins/_ml/model_groups/_register",
                               dumps(model_group_body(self.config)))
         self.result.model_group_id = str(response["model_group_id"])
+        self.created.setdefault(ml.MODEL_GROUPS, []).append(self.result.model_group_id)
         self.emit("create", action, f"model group {action.name} created (id {self.result.model_group_id})",
                   self.result.model_group_id)
 
@@ -207,7 +234,8 @@ class _Run:
         if action.kind == REPLACE:  # delete first, so a re-run never finds two models with our name
             for old in action.related:
                 self.undeploy(action, old)
-                self.write(action, "DELETE", f"/_plugins/_ml/models/{old}", missing_ok=True)
+                self.write(action, "DELETE", ml.path(ml.MODELS, old), missing_ok=True)
+                self.removed.setdefault(ml.MODELS, []).append(old)
                 self.emit("delete", action, f"model {action.name} deleted (old id {old})", old)
         assert self.result.connector_id is not None
         group = self.result.model_group_id if self.config.model.group else None
@@ -215,6 +243,7 @@ class _Run:
         response = self.write(action, "POST", "/_plugins/_ml/models/_register", body)
         model_id = response.get("model_id") or self.task_model_id(action, response.get("task_id"))
         self.result.model_id = str(model_id)
+        self.created.setdefault(ml.MODELS, []).append(self.result.model_id)
         self.emit("create", action, f"model {action.name} registered (id {model_id})", self.result.model_id)
         self.deploy(action, self.result.model_id)
 
@@ -272,10 +301,10 @@ class _Run:
         for _ in range(self.polls()):
             model = self.cluster.request("GET", f"/_plugins/_ml/models/{model_id}") or {}
             state = str(model.get("model_state", "UNKNOWN"))
-            if state == "DEPLOYED":
+            if state == ml.DEPLOYED:
                 self.emit("deploy", action, f"model {model_id} deployed", model_id)
                 return
-            if state in ("DEPLOY_FAILED", "LOAD_FAILED"):
+            if state in ml.FAILED_STATES:
                 raise ClusterError(
                     f"model {model_id} is {state}",
                     fix=f"look at GET /_plugins/_ml/models/{model_id} and the cluster log; for remote models this is "

@@ -154,6 +154,9 @@ def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
     report = teardown(open_cluster(config), config, keep_index=args.keep_index, on_step=on_step)
     if args.json:
         print_json(env, report.to_dict())
+    else:
+        for note in report.notes:
+            env.err(f"os-rerank: note: {note}")
     if report.failed:
         raise ClusterError(f"teardown: {len(report.failed)} step(s) failed: "
                            + "; ".join(f"{s.resource} {s.id or s.name}" for s in report.failed),

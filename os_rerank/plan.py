@@ -13,6 +13,7 @@ from typing import Any
 
 from .config import Config
 from .errors import ClusterError
+from .mlcommons import DEPLOYED, LOADED_STATES, Found
 from .render import (
     KNOWN_AFTER_APPLY,
     Version,
@@ -25,7 +26,7 @@ from .render import (
     pipeline_body,
     redacted_credential,
 )
-from .state import PRIVATE_IP, PRIVATE_IP_SINCE, TRUSTED_REGEX, ClusterState, Found
+from .state import PRIVATE_IP, PRIVATE_IP_SINCE, TRUSTED_REGEX, ClusterState
 
 CREATE = "create"
 UPDATE = "update"
@@ -34,10 +35,6 @@ NO_CHANGE = "no change"
 KINDS = (CREATE, UPDATE, REPLACE, NO_CHANGE)
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", NO_CHANGE: "="}
 
-DEPLOYED = "DEPLOYED"
-# Model states in which ML Commons holds the model on a node: it must be undeployed before its connector is
-# updated or the model is deleted.
-LOADED_STATES = {"DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING", "LOADED", "PARTIALLY_LOADED", "LOADING"}
 
 
 @dataclass(frozen=True)

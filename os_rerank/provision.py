@@ -11,9 +11,10 @@ from .cluster import Cluster, connect
 from .config import Config
 from .credentials import ConnectorCredential
 from .errors import ClusterError
+from .mlcommons import MODELS, find_by_name
 from .plan import Plan, desired_state, make_plan
 from .preflight import ClusterInfo, is_private_host, preflight
-from .state import ClusterState, find_by_name, read_state
+from .state import ClusterState, read_state
 from .status import StatusRow, status_rows
 from .verify import VerifyReport, verify
 
@@ -70,7 +71,7 @@ def run_setup(cluster: Cluster, config: Config, credential: ConnectorCredential,
 
 def model_id_for(cluster: Cluster, config: Config) -> str:
     """The id of the one model named by config; ClusterError when there is none (or several)."""
-    found = find_by_name(cluster, "models", config.model.name)
+    found = find_by_name(cluster, MODELS, config.model.name)
     if not found:
         raise ClusterError(f"no model named {config.model.name!r} on the cluster", fix="run `os-rerank setup` first")
     if len(found) > 1:

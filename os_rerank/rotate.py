@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
@@ -21,9 +22,7 @@ OnEvent = Callable[[str], None]
 # verify(cluster, config, model_id) raises when the roundtrip fails; default: `predict_roundtrip`.
 Verify = Callable[[Cluster, Config, str], None]
 
-_ML = "/_plugins/_ml"
-_DEPLOYED = {"DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"}
-_FAILED = {"DEPLOY_FAILED"}
+_ML = ml.BASE
 POLL_SECONDS = 1.0
 TIMEOUT_SECONDS = 120.0
 
@@ -50,9 +49,7 @@ class RotateResult:
 
 def find_connector(cluster: Cluster, name: str) -> str:
     """The id of the one connector called `name`; OsRerankError when there is none or more than one."""
-    from .state import find_by_name
-
-    found = find_by_name(cluster, "connectors", name)
+    found = ml.find_by_name(cluster, ml.CONNECTORS, name)
     if not found:
         raise OsRerankError(f"no connector named {name!r} on the cluster",
                             fix="run `os-rerank setup` first (or set connector.name to the connector's name)")
@@ -64,16 +61,8 @@ def find_connector(cluster: Cluster, name: str) -> str:
 
 
 def find_models(cluster: Cluster, connector_id: str) -> list[tuple[str, str]]:
-    """(model id, model_state) of every model registered on the connector."""
-    body = {"query": {"term": {"connector_id": connector_id}}, "size": 100}
-    hits = _hits(cluster.request("POST", f"{_ML}/models/_search", body=body, missing_ok=True))
-    return [(str(h["_id"]), str((h.get("_source") or {}).get("model_state", ""))) for h in hits]
-
-
-def _hits(response: Any) -> list[dict[str, Any]]:
-    if not isinstance(response, dict):
-        return []
-    return list((response.get("hits") or {}).get("hits") or [])
+    """(model id, model_state) of every model registered on the connector, the state read by id (realtime)."""
+    return [(m.id, m.model_state) for m in ml.models_using(cluster, "connector_id", connector_id)]
 
 
 def deploy_model(
@@ -92,7 +81,7 @@ def deploy_model(
         state = str((cluster.request("GET", f"{_ML}/models/{model_id}") or {}).get("model_state", ""))
         if state == "DEPLOYED":
             return
-        if state in _FAILED:
+        if state in ml.FAILED_STATES:
             raise ClusterError(f"model {model_id} is {state} after the credential update",
                                fix="check the OpenSearch logs (ML Commons) and run rotate-credentials again")
         if clock() - start >= timeout:
@@ -136,7 +125,7 @@ def rotate_credentials(
     models = find_models(cluster, connector_id)
     model_ids = tuple(m for m, _ in models)
     step(f"connector {connector_id}: {len(models)} model(s) use it")
-    deployed = [m for m, state in models if state in _DEPLOYED]
+    deployed = [m for m, state in models if state in ml.LOADED_STATES]
     for model_id in deployed:
         cluster.request("POST", f"{_ML}/models/{model_id}/_undeploy")
         step(f"undeployed model {model_id}")

@@ -1,7 +1,8 @@
 """What the cluster holds now, for the resources os-rerank manages. GETs only (and read-only `_search` POSTs).
 
 Resources are found by name, never by a remembered id: a second machine, or a setup that died half-way, finds the
-same things. More than one resource with our name is reported as such (plan refuses to pick one).
+same things. More than one resource with our name is reported as such (plan refuses to pick one). ML Commons
+resources are searched for, then read by id (mlcommons.find_by_name), since its searches lag its writes.
 """
 
 from __future__ import annotations
@@ -12,35 +13,13 @@ from typing import Any
 
 from .cluster import Cluster
 from .config import Config
-from .errors import ClusterError
+from .mlcommons import CONNECTORS, MODEL_GROUPS, MODELS, Found, find_by_name
 from .preflight import ClusterInfo
 from .render import Version
 
 TRUSTED_REGEX = "plugins.ml_commons.trusted_connector_endpoints_regex"
 PRIVATE_IP = "plugins.ml_commons.connector.private_ip_enabled"
 PRIVATE_IP_SINCE: Version = (2, 15, 0)
-
-
-@dataclass(frozen=True)
-class Found:
-    """One ML Commons resource: its id and body as GET returns it."""
-
-    id: str
-    body: dict[str, Any]
-
-    @property
-    def model_state(self) -> str:
-        return str(self.body.get("model_state", "UNKNOWN"))
-
-    @property
-    def connector_id(self) -> str | None:
-        value = self.body.get("connector_id")
-        return str(value) if value else None
-
-    @property
-    def model_group_id(self) -> str | None:
-        value = self.body.get("model_group_id")
-        return str(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -73,15 +52,10 @@ class ClusterState:
 def read_state(cluster: Cluster, config: Config, info: ClusterInfo) -> ClusterState:
     """The cluster's current state for `config`'s resources."""
     regexes, regexes_set, private_ip, scope = read_settings(cluster, info.version)
-    connectors = tuple(
-        Found(hit.id, _get_body(cluster, f"/_plugins/_ml/connectors/{hit.id}") or hit.body)
-        for hit in find_by_name(cluster, "connectors", config.connector.name)
-    )
-    groups = find_by_name(cluster, "model_groups", config.model.group) if config.model.group else ()
-    models = tuple(
-        Found(hit.id, _get_body(cluster, f"/_plugins/_ml/models/{hit.id}") or hit.body)
-        for hit in find_by_name(cluster, "models", config.model.name)
-    )
+    # Found by a search, each read again by id: see mlcommons.py on why a search alone is not trusted.
+    connectors = find_by_name(cluster, CONNECTORS, config.connector.name)
+    groups = find_by_name(cluster, MODEL_GROUPS, config.model.group) if config.model.group else ()
+    models = find_by_name(cluster, MODELS, config.model.name)
     return ClusterState(
         version=info.version,
         trusted_regexes=regexes,
@@ -152,31 +126,6 @@ def _as_list(value: Any) -> list[str]:
                 return [str(v) for v in parsed]
         return [value] if text else []
     return [str(value)]
-
-
-def find_by_name(cluster: Cluster, kind: str, name: str | None) -> tuple[Found, ...]:
-    """Every ML Commons `kind` (connectors, models, model_groups) whose name is exactly `name`."""
-    if not name:
-        return ()
-    body = {"query": {"term": {"name.keyword": name}}, "size": 100}
-    try:
-        result = cluster.request("POST", f"/_plugins/_ml/{kind}/_search", body=body, missing_ok=True)
-    except ClusterError as exc:
-        if "index_not_found" in exc.message or "no such index" in exc.message:
-            return ()  # a fresh cluster has no ML Commons system indices yet
-        raise
-    hits = ((result or {}).get("hits") or {}).get("hits") or []
-    out = []
-    for hit in hits:
-        source = hit.get("_source") or {}
-        if source.get("name") == name:  # term on name.keyword is exact; guard against a mapping without it
-            out.append(Found(str(hit.get("_id")), dict(source)))
-    return tuple(sorted(out, key=lambda f: f.id))
-
-
-def _get_body(cluster: Cluster, path: str) -> dict[str, Any] | None:
-    body = cluster.request("GET", path, missing_ok=True)
-    return dict(body) if isinstance(body, dict) else None
 
 
 def read_index(cluster: Cluster, name: str) -> IndexState | None:

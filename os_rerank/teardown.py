@@ -3,19 +3,21 @@
 pipeline -> index (unless kept) -> undeploy models -> delete models -> delete connectors -> model group (only the
 configured group, and only when it is empty). Every step runs even when an earlier one failed; the report lists
 each outcome. Cluster settings are left as they are (other connectors may rely on the trusted-endpoint list).
+Resources are found by search and read by id (a model's state comes from the realtime GET, not from the search),
+and teardown returns only once ML Commons' search no longer shows what it deleted (mlcommons.py says why).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
-from .errors import ClusterError, OsRerankError
-from .plan import LOADED_STATES
-from .state import find_by_name
+from .errors import OsRerankError
 
 DELETED = "deleted"
 GONE = "already gone"
@@ -48,13 +50,14 @@ class TeardownStep:
 @dataclass
 class TeardownReport:
     steps: list[TeardownStep] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[TeardownStep]:
         return [s for s in self.steps if s.outcome == FAILED]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": not self.failed, "steps": [s.to_dict() for s in self.steps]}
+        return {"ok": not self.failed, "steps": [s.to_dict() for s in self.steps], "notes": list(self.notes)}
 
 
 def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
@@ -86,40 +89,56 @@ def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
     else:
         step("index", index, index, delete(f"/{index}"))
 
-    models = _find(cluster, "models", config.model.name, report, on_step)
+    deleted: dict[str, tuple[str, list[str]]] = {}  # kind -> (name, ids deleted)
+
+    def delete_found(kind: str, resource: str, name: str, found: ml.Found) -> None:
+        step(resource, name, found.id, delete(ml.path(kind, found.id)))
+        if report.steps[-1].outcome in (DELETED, GONE):
+            deleted.setdefault(kind, (name, []))[1].append(found.id)
+
+    models = _find(cluster, ml.MODELS, config.model.name, report, on_step)
     for model in models or ():
-        if model.model_state in LOADED_STATES:
-            step("model", model.body.get("name", config.model.name), model.id,
-                 _undeploy(cluster, model.id), f"was {model.model_state}")
+        if model.model_state in ml.LOADED_STATES:
+            step("model", config.model.name, model.id, _undeploy(cluster, model.id), f"was {model.model_state}")
     for model in models or ():
-        step("model", config.model.name, model.id, delete(f"/_plugins/_ml/models/{model.id}"))
+        delete_found(ml.MODELS, "model", config.model.name, model)
     if models is not None and not models:
         step("model", config.model.name, None, lambda: GONE)
 
-    connectors = _find(cluster, "connectors", config.connector.name, report, on_step)
+    connectors = _find(cluster, ml.CONNECTORS, config.connector.name, report, on_step)
     for connector in connectors or ():
-        step("connector", config.connector.name, connector.id, delete(f"/_plugins/_ml/connectors/{connector.id}"))
+        delete_found(ml.CONNECTORS, "connector", config.connector.name, connector)
     if connectors is not None and not connectors:
         step("connector", config.connector.name, None, lambda: GONE)
 
     if config.model.group:
-        groups = _find(cluster, "model_groups", config.model.group, report, on_step)
+        groups = _find(cluster, ml.MODEL_GROUPS, config.model.group, report, on_step)
+        ours = set(deleted.get(ml.MODELS, ("", []))[1])
         for group in groups or ():
-            left = _models_in_group(cluster, group.id)
+            try:
+                left = [m.id for m in _models_in_group(cluster, group.id) if m.id not in ours]
+            except OsRerankError as exc:
+                failure = OsRerankError(f"cannot list its models: {exc.message}", fix=exc.fix)
+                step("model group", config.model.group, group.id, functools.partial(_raise, failure))
+                continue
             if left:
                 step("model group", config.model.group, group.id, lambda: KEPT,
-                     f"still holds {left} model(s) not made by os-rerank")
+                     f"still holds {len(left)} other model(s): {', '.join(left)}")
             else:
-                step("model group", config.model.group, group.id,
-                     delete(f"/_plugins/_ml/model_groups/{group.id}"))
+                delete_found(ml.MODEL_GROUPS, "model group", config.model.group, group)
         if groups is not None and not groups:
             step("model group", config.model.group, None, lambda: GONE)
+
+    for kind, (name, ids) in deleted.items():
+        if not ml.await_search(cluster, kind, ml.name_query(name), absent=ids):
+            report.notes.append(f"ML Commons' search still lists deleted {kind.replace('_', ' ')} "
+                                f"{', '.join(ids)}; a command run at once may see them for a moment")
     return report
 
 
 def _undeploy(cluster: Cluster, model_id: str) -> Callable[[], str]:
     def run() -> str:
-        cluster.request("POST", f"/_plugins/_ml/models/{model_id}/_undeploy", missing_ok=True)
+        cluster.request("POST", ml.path(ml.MODELS, model_id, "_undeploy"), missing_ok=True)
         return UNDEPLOYED
     return run
 
@@ -127,7 +146,7 @@ def _undeploy(cluster: Cluster, model_id: str) -> Callable[[], str]:
 def _find(cluster: Cluster, kind: str, name: str, report: TeardownReport,
           on_step: Callable[[TeardownStep], None] | None) -> Any:
     try:
-        return find_by_name(cluster, kind, name)
+        return ml.find_by_name(cluster, kind, name)
     except OsRerankError as exc:
         item = TeardownStep(kind.rstrip("s").replace("_", " "), name, None, FAILED, f"cannot list: {exc.message}")
         report.steps.append(item)
@@ -136,13 +155,9 @@ def _find(cluster: Cluster, kind: str, name: str, report: TeardownReport,
         return None
 
 
-def _models_in_group(cluster: Cluster, group_id: str) -> int:
-    body = {"query": {"term": {"model_group_id": group_id}}, "size": 0}
-    try:
-        result = cluster.request("POST", "/_plugins/_ml/models/_search", body=body, missing_ok=True)
-    except ClusterError as exc:
-        if "index_not_found" in exc.message:
-            return 0
-        raise
-    total = ((result or {}).get("hits") or {}).get("total") or 0
-    return int(total.get("value", 0) if isinstance(total, dict) else total)
+def _raise(exc: OsRerankError) -> str:
+    raise exc
+
+
+def _models_in_group(cluster: Cluster, group_id: str) -> tuple[ml.Found, ...]:
+    return ml.models_using(cluster, "model_group_id", group_id)

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+import os_rerank.apply
+import os_rerank.cluster
+from tests.backends import (
+    ACCESS_KEY,
+    REAL_KINDS,
+    SECRET_KEY,
+    Backend,
+    RealClusters,
+    start_fake_backend,
+    start_real_backend,
+)
 from tests.fakes import OpenSearchDouble
 from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
 
@@ -48,3 +61,54 @@ def opensearch_double(request: pytest.FixtureRequest) -> Iterator[OpenSearchDoub
         glue = None
     with OpenSearchDouble(glue) as double:
         yield double
+
+
+# --- scenario backends (tests/backends.py) --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws_test_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fast retries and polling; the recognisable fake AWS keys the test endpoints accept; no AWS config files."""
+    monkeypatch.setattr(os_rerank.cluster, "RETRY_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(os_rerank.apply, "POLL_SECONDS", 0.01)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def real_clusters() -> Iterator[RealClusters]:
+    """The real OpenSearch nodes of this session (started on first use; see tests/backends.py)."""
+    clusters = RealClusters()
+    yield clusters
+    clusters.close()
+
+
+@pytest.fixture(params=["fake", *REAL_KINDS])
+def backend(request: pytest.FixtureRequest, tmp_path: Path, aws_test_env: None) -> Iterator[Backend]:
+    """Every scenario backend: the double, a real plain node and a real secured node."""
+    if request.param == "fake":
+        yield from start_fake_backend(_glue(request), tmp_path)
+    else:
+        yield from start_real_backend(request.getfixturevalue("real_clusters"), request.param, tmp_path)
+
+
+@pytest.fixture(params=REAL_KINDS)
+def real_only_backend(request: pytest.FixtureRequest, tmp_path: Path, aws_test_env: None) -> Iterator[Backend]:
+    """The real nodes only: for what a double cannot answer (exactness through real ML Commons)."""
+    yield from start_real_backend(request.getfixturevalue("real_clusters"), request.param, tmp_path)
+
+
+@pytest.fixture
+def fake_backend(request: pytest.FixtureRequest, tmp_path: Path, aws_test_env: None) -> Iterator[Backend]:
+    """The double only: for fault injection, which a real cluster cannot be told to do."""
+    yield from start_fake_backend(_glue(request), tmp_path)
+
+
+def _glue(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue("mlcommons_glue")

@@ -14,6 +14,7 @@ from opensearchpy.exceptions import TransportError
 import os_rerank.apply
 import os_rerank.cluster
 import os_rerank.errors
+import os_rerank.mlcommons
 from os_rerank.apply import Event, apply_plan
 from os_rerank.cluster import Cluster
 from os_rerank.credentials import ConnectorCredential
@@ -80,10 +81,20 @@ CREATE_ALL = [
 ]
 
 
+SETTLED: list[tuple[str, Any, list[str], list[str]]] = []
+
+
 @pytest.fixture(autouse=True)
 def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os_rerank.cluster, "RETRY_BASE_SECONDS", 0.001)
     monkeypatch.setattr(os_rerank.apply, "POLL_SECONDS", 0.001)
+    SETTLED.clear()
+
+    def settled(cluster: Cluster, kind: str, query: Any, *, present: Any = (), absent: Any = (), **_: Any) -> bool:
+        SETTLED.append((kind, query, list(present), list(absent)))  # what apply waits to see in search
+        return True
+
+    monkeypatch.setattr(os_rerank.mlcommons, "await_search", settled)
 
 
 def writes(transport: Transport) -> list[str]:
@@ -107,6 +118,12 @@ def test_create_everything_in_order_with_the_real_credential() -> None:
     assert [e.line() for e in events if e.kind == "create"][0] == \
         "+ connector os-rerank sagemaker cross-encoder created (id c1)"
     assert len(result.steps) == 9  # two settings, connector, group, register, deploy, index, documents, pipeline
+    # Before it returns, apply waits until ML Commons' (near-real-time) search shows what it created.
+    assert SETTLED == [
+        ("connectors", {"term": {"name.keyword": "os-rerank sagemaker cross-encoder"}}, ["c1"], []),
+        ("model_groups", {"term": {"name.keyword": "os-rerank"}}, ["g1"], []),
+        ("models", {"term": {"name.keyword": "os-rerank cross-encoder"}}, ["m1"], []),
+    ]
 
 
 def test_nothing_to_do_sends_nothing() -> None:
@@ -207,6 +224,7 @@ def test_model_replace_deletes_the_old_one_first() -> None:
     assert json.loads(transport.sent[-1][2] or "")["response_processors"][0]["rerank"]["ml_opensearch"] == \
         {"model_id": "m1"}
     assert result.model_id == "m1"
+    assert SETTLED == [("models", {"term": {"name.keyword": "os-rerank cross-encoder"}}, ["m1"], ["m0"])]
 
 
 def test_bulk_item_errors_fail_the_documents_step() -> None:
@@ -218,6 +236,7 @@ def test_bulk_item_errors_fail_the_documents_step() -> None:
         apply_plan(make_plan(desired(), empty()), cluster, make_config(), CREDENTIAL)
     assert "bulk load into my-test-data: 1 document(s) failed; first: seed-1:" in err.value.message
     assert "setup stopped at documents 'my-test-data'" in err.value.message
+    assert [kind for kind, *_ in SETTLED] == ["connectors", "model_groups", "models"]  # a failed run settles too
 
 
 def test_an_interrupted_setup_says_what_finished() -> None:

@@ -12,15 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import tests.scenarios.conftest as scenarios
 from os_rerank.cluster import connect
 from os_rerank.config import load_config
-from tests.scenarios.conftest import Backend
+from tests.backends import Backend
 from tests.test_search_scenarios import check_golden, set_up
-
-backend = scenarios.backend
-fake_backend = scenarios.fake_backend
-_fast_and_fake_aws = scenarios._fast_and_fake_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_ARGS = ("--queries", "data/eval/queries.jsonl", "--qrels", "data/eval/qrels.txt",

@@ -87,6 +87,7 @@ def provision(double: OpenSearchDouble, endpoint: EndpointServer, *, deploy: boo
                      "connector_id": connector_id})["model_id"]
     if deploy:
         call(double, "POST", f"{ML}/models/{model_id}/_deploy")
+    double.settle_searches()  # provisioned a while ago, as rotation finds it
     return connector_id, model_id
 
 

@@ -11,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import tests.scenarios.conftest as scenarios
-from tests.scenarios.conftest import Backend
-
-# The scenario backends (tests/scenarios/conftest.py), made visible to this module by name.
-backend = scenarios.backend
-fake_backend = scenarios.fake_backend
-_fast_and_fake_aws = scenarios._fast_and_fake_aws
+from tests.backends import Backend
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 QUERY = "What is the capital of the United States?"

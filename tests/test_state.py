@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from os_rerank.errors import ClusterError
+from os_rerank.mlcommons import find_by_name
 from os_rerank.preflight import ClusterInfo, check_cluster, is_private_host, read_cluster_info
 from os_rerank.state import (
     PRIVATE_IP,
     TRUSTED_REGEX,
-    find_by_name,
     read_index,
     read_pipeline,
     read_settings,
@@ -71,13 +71,23 @@ def test_default_settings_count_as_not_set_and_private_ip_missing_before_2_15() 
     assert read_settings(cluster, (2, 15, 0)) == (("d",), False, False, "persistent")
 
 
-def test_find_by_name_is_exact_and_a_fresh_cluster_has_nothing() -> None:
-    hits = {"hits": {"total": {"value": 2}, "hits": [
-        {"_id": "b", "_source": {"name": "ours"}}, {"_id": "a", "_source": {"name": "ours"}},
-        {"_id": "c", "_source": {"name": "ours but longer"}}]}}
-    cluster, transport, _ = cluster_for([("POST", r"/connectors/_search$", hits)])
-    assert [f.id for f in find_by_name(cluster, "connectors", "ours")] == ["a", "b"]
-    assert json.loads(transport.sent[0][2] or "") == {"query": {"term": {"name.keyword": "ours"}}, "size": 100}
+def test_find_by_name_searches_for_candidates_and_believes_only_the_get_by_id() -> None:
+    """A search can lag writes (mlcommons.py): a hit that is gone, or renamed, or stale in state is not believed."""
+    hits = {"hits": {"total": {"value": 4}, "hits": [
+        {"_id": "b", "_source": {"name": "ours", "model_state": "REGISTERED"}},
+        {"_id": "a", "_source": {"name": "ours"}},
+        {"_id": "c", "_source": {"name": "ours"}},
+        {"_id": "d", "_source": {"name": "ours"}}]}}
+    cluster, transport, _ = cluster_for([
+        ("POST", r"/models/_search$", hits),
+        ("GET", r"/models/a$", {"name": "ours", "model_state": "DEPLOYED"}),
+        ("GET", r"/models/b$", {"name": "ours", "model_state": "DEPLOYED"}),
+        ("GET", r"/models/c$", error(404, "Failed to find model")),  # deleted; the search has not caught up
+        ("GET", r"/models/d$", {"name": "renamed since"}),
+    ])
+    found = find_by_name(cluster, "models", "ours")
+    assert [(f.id, f.model_state) for f in found] == [("a", "DEPLOYED"), ("b", "DEPLOYED")]
+    assert json.loads(transport.sent[0][2] or "") == {"query": {"term": {"name.keyword": "ours"}}, "size": 1000}
     cluster, _, _ = cluster_for([("POST", r"/models/_search$", error(404, "no such index [.plugins-ml-model]"))])
     assert find_by_name(cluster, "models", "x") == ()
     cluster, _, _ = cluster_for([("POST", r"/models/_search$",

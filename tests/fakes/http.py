@@ -110,10 +110,14 @@ def default_fault_body(status: int) -> Any:
 
 
 class HttpFront:
-    """Serves `router` on 127.0.0.1:<random port>; records every request; applies injected faults first."""
+    """Serves `router` on 127.0.0.1:<random port>; records every request; applies injected faults first.
 
-    def __init__(self, router: Router) -> None:
+    `after` runs after every dispatched request (the double uses it to note state for its lagging searches).
+    """
+
+    def __init__(self, router: Router, after: Callable[[], None] | None = None) -> None:
         self.router = router
+        self.after = after
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -200,6 +204,9 @@ class HttpFront:
             return handler(request)
         except ApiError as exc:
             return Response(exc.status, exc.body())
+        finally:
+            if self.after is not None:
+                self.after()
 
     @staticmethod
     def _write(h: BaseHTTPRequestHandler, method: str, response: Response) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 from .http import Request, Response, Router
@@ -34,13 +35,50 @@ DEPLOYED_STATES = ("DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED")
 _ACCESS_FIELDS = ("backend_roles", "add_all_backend_roles", "access_mode")
 
 
+class SearchLag:
+    """What ML Commons' `_search` APIs see: each system index as it was `lag` seconds ago.
+
+    A real 2.19.1 node searches its system indices near-real-time: for up to a second after a write, a search misses
+    a new resource, still returns a deleted one, or shows a model REGISTERED that a GET by id shows DEPLOYED. The
+    double is never kinder: every change it observes (after each request) becomes searchable `lag` seconds later.
+    """
+
+    def __init__(self, lag: float) -> None:
+        self.lag = lag
+        # index -> doc id -> [(when it became current, the doc then or None once deleted)]
+        self.history: dict[str, dict[str, list[tuple[float, dict[str, Any] | None]]]] = {}
+
+    def observe(self, index: str, docs: dict[str, dict[str, Any]], now: float) -> None:
+        known = self.history.setdefault(index, {})
+        for doc_id in set(known) | set(docs):
+            versions = known.setdefault(doc_id, [])
+            current = docs.get(doc_id)
+            if not versions or versions[-1][1] != current:
+                versions.append((now, copy.deepcopy(current)))
+
+    def age(self, seconds: float) -> None:
+        """Move every observed change `seconds` into the past (as if that much time had gone by)."""
+        for docs in self.history.values():
+            for doc_id, versions in docs.items():
+                docs[doc_id] = [(when - seconds, doc) for when, doc in versions]
+
+    def visible(self, index: str, now: float) -> dict[str, dict[str, Any]]:
+        out = {}
+        for doc_id, versions in self.history.get(index, {}).items():
+            seen = [doc for when, doc in versions if when <= now - self.lag]
+            if seen and seen[-1] is not None:
+                out[doc_id] = copy.deepcopy(seen[-1])
+        return out
+
+
 class MLCommons:
     """The ML Commons REST surface over a `ClusterState`."""
 
     def __init__(self, state: ClusterState, caller: RemoteCaller, *, master_key_failures: int = 0,
-                 polls_until_deployed: int = 1) -> None:
+                 polls_until_deployed: int = 1, search_lag: float = 0.3) -> None:
         self.state = state
         self.caller = caller
+        self.lag = SearchLag(search_lag)
         self.master_key_failures = master_key_failures
         self.polls_until_deployed = polls_until_deployed
         self._deploy_countdown: dict[str, int] = {}
@@ -146,10 +184,22 @@ class MLCommons:
         with self.state.lock:
             return Response(200, self.public_connector(self._connector(req.match["id"])))
 
-    def search_connectors(self, req: Request) -> Response:
+    def observe(self) -> None:
+        """Note the current state of each system index, for the searches that will see it later (SearchLag)."""
+        now = time.monotonic()
         with self.state.lock:
-            docs = {k: self.public_connector(v) for k, v in self.state.connectors.items()}
-        return Response(200, search_docs(CONNECTOR_INDEX, docs, req.json({})))
+            self.lag.observe(CONNECTOR_INDEX, {k: self.public_connector(v) for k, v in self.state.connectors.items()},
+                             now)
+            self.lag.observe(GROUP_INDEX, copy.deepcopy(self.state.model_groups), now)
+            self.lag.observe(MODEL_INDEX, {k: ordered_like("model_get", copy.deepcopy(v))
+                                           for k, v in self.state.models.items()}, now)
+
+    def _searched(self, index: str, req: Request) -> Response:
+        self.observe()
+        return Response(200, search_docs(index, self.lag.visible(index, time.monotonic()), req.json({})))
+
+    def search_connectors(self, req: Request) -> Response:
+        return self._searched(CONNECTOR_INDEX, req)
 
     def _models_using(self, connector_id: str, states: tuple[str, ...] | None = None) -> list[str]:
         return [mid for mid, m in self.state.models.items()
@@ -243,9 +293,7 @@ class MLCommons:
             return Response(200, copy.deepcopy(group))
 
     def search_groups(self, req: Request) -> Response:
-        with self.state.lock:
-            docs = copy.deepcopy(self.state.model_groups)
-        return Response(200, search_docs(GROUP_INDEX, docs, req.json({})))
+        return self._searched(GROUP_INDEX, req)
 
     def delete_group(self, req: Request) -> Response:
         group_id = req.match["id"]
@@ -340,9 +388,7 @@ class MLCommons:
             return Response(200, ordered_like("model_get", copy.deepcopy(model)))
 
     def search_models(self, req: Request) -> Response:
-        with self.state.lock:
-            docs = {k: ordered_like("model_get", copy.deepcopy(v)) for k, v in self.state.models.items()}
-        return Response(200, search_docs(MODEL_INDEX, docs, req.json({})))
+        return self._searched(MODEL_INDEX, req)
 
     def deploy_model(self, req: Request) -> Response:
         model_id = req.match["id"]

@@ -70,14 +70,15 @@ class OpenSearchDouble:
     def __init__(self, glue: Glue | None = None, *, version: str = "2.19.0",
                  plugins: Iterable[str] | None = None, absent_plugins: Iterable[str] = (),
                  master_key_failures: int = 0, polls_until_deployed: int = 1, refresh_interval: float = 1.0,
-                 remote_timeout_cap: float = 30.0) -> None:
+                 remote_timeout_cap: float = 30.0, ml_search_lag: float = 0.3) -> None:
         self.glue = glue
         self._version_number = version
         self._plugins = set(DEFAULT_PLUGINS if plugins is None else plugins) - set(absent_plugins)
         self._options = {"master_key_failures": master_key_failures, "polls_until_deployed": polls_until_deployed,
-                         "refresh_interval": refresh_interval, "remote_timeout_cap": remote_timeout_cap}
+                         "refresh_interval": refresh_interval, "remote_timeout_cap": remote_timeout_cap,
+                         "ml_search_lag": ml_search_lag}
         self.router = Router()
-        self.front = HttpFront(self.router)
+        self.front = HttpFront(self.router, after=self._observe)
         self._build()
 
     def _build(self) -> None:
@@ -85,7 +86,8 @@ class OpenSearchDouble:
         self.caller = RemoteCaller(self.state, self.glue, timeout_cap=self._options["remote_timeout_cap"])
         has_ml = "opensearch-ml" in self._plugins
         self.ml = MLCommons(self.state, self.caller, master_key_failures=self._options["master_key_failures"],
-                            polls_until_deployed=self._options["polls_until_deployed"]) if has_ml else None
+                            polls_until_deployed=self._options["polls_until_deployed"],
+                            search_lag=self._options["ml_search_lag"]) if has_ml else None
         self.search = Search(self.state, self.ml, refresh_interval=self._options["refresh_interval"])
         self.router.routes.clear()
         self.router.add("GET|HEAD", "/", self.root)
@@ -96,6 +98,16 @@ class OpenSearchDouble:
         if self.ml is not None:
             self.ml.routes(self.router)
         self.search.routes(self.router)
+
+    def _observe(self) -> None:
+        if self.ml is not None:
+            self.ml.observe()
+
+    def settle_searches(self) -> None:
+        """Let ML Commons' searches catch up with every write so far, as a second of waiting would on a node."""
+        if self.ml is not None:
+            self.ml.observe()
+            self.ml.lag.age(self.ml.lag.lag)
 
     # --- lifecycle and test controls ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from os_rerank.render import render_requests
-from tests.scenarios.conftest import Backend
+from tests.backends import Backend
 
 
 def _setup(backend: Backend, config: str, *extra: str) -> dict[str, Any]:
@@ -156,6 +156,7 @@ def test_two_connectors_with_our_name_are_reported_and_teardown_clears_both(fake
     ids = _setup(fake_backend, config, "--no-verify")["ids"]
     state = fake_backend.double.state
     state.connectors["duplicate-id"] = copy.deepcopy(state.connectors[ids["connector"]])  # made by someone else
+    fake_backend.double.settle_searches()  # ... a while ago
     code, out, err = fake_backend.run("plan", "--config", config)
     assert (code, out) == (4, "")
     assert err.splitlines() == [

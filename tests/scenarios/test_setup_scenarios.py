@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.scenarios.conftest import Backend
+from tests.backends import Backend
 
 
 def _setup(backend: Backend, config: str, *extra: str) -> dict[str, Any]:
@@ -194,3 +194,21 @@ def test_no_secret_is_ever_printed(backend: Backend) -> None:
     for text in outputs:
         for secret in backend.secrets:
             assert secret not in text
+
+
+def test_back_to_back_commands_see_each_others_writes(backend: Backend) -> None:
+    """ML Commons' searches lag writes by up to a second on a real node (and on the double): no command may decide
+    on a stale search, and each waits until search shows its own writes, so commands run back to back agree."""
+    config = str(backend.config())
+    first = _setup(backend, config, "--no-verify")
+    status = _status(backend, config)
+    assert status["model"][0]["state"] == f"DEPLOYED (connector {first['ids']['connector']})"
+    assert _setup(backend, config, "--no-verify")["writes"] == 0
+    code, report, err = backend.run_json("teardown", "--config", config)
+    assert (code, err, report["notes"]) == (0, "", [])
+    assert [s["outcome"] for s in report["steps"]] == ["deleted"] * 2 + ["undeployed"] + ["deleted"] * 3
+    states = {r["resource"]: r["state"] for rows in _status(backend, config).values() for r in rows}
+    assert [states[r] for r in ("connector", "model group", "model", "index", "pipeline")] == ["missing"] * 5
+    again = _setup(backend, config, "--no-verify")
+    assert [a["kind"] for a in again["plan"]["actions"] if a["resource"] != "settings"] == ["create"] * 6
+    assert again["ids"] != first["ids"]

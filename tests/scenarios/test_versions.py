@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.scenarios.conftest import Backend
+from tests.backends import Backend
 
 
 def test_2_13_gets_millisecond_timeouts_and_no_private_ip_setting(fake_backend: Backend) -> None:
