@@ -72,7 +72,8 @@ def test_adversarial_text_arrives_intact(mlcommons_glue: MLCommonsGlue, name: st
 def test_script_hands_ml_commons_one_json_text_parameter(mlcommons_glue: MLCommonsGlue, name: str) -> None:
     pre, _post = scripts(CONTRACTS[name])
     params = mlcommons_glue.run_preprocess(pre, "${parameters.body}", ["$${x}", "a\"b"], version=(2, 19, 0))
-    assert list(params) == ["body"]
+    # `no_escape_params` keeps `body` verbatim on 3.0+ whatever order ML Commons checks in (see the end of this file).
+    assert sorted(params) == ["body", "no_escape_params"] and params["no_escape_params"] == "body"
     # Kept unescaped because it is a JSON object, and free of `$`, so substitution and validation never see `${`.
     assert "$" not in params["body"]
     assert strict_loads(params["body"]) == CONTRACTS[name].build_request("${parameters.body}", ["$${x}", 'a"b'])
@@ -228,3 +229,37 @@ def test_tutorial_transcription_is_in_the_subset() -> None:
     from tests.painless.lint import lint_source
 
     assert [str(v) for v in lint_source(TUTORIAL_PRE, "tests/data/tutorial/pre-process.transcribed.painless")] == []
+
+
+# --- no_escape_params (ML Commons 3.0+) ------------------------------------------------------------------------------
+# The whole request body travels as one parameter, `body`, which ML Commons keeps verbatim because it is JSON
+# (ConnectorUtils.escapeRemoteInferenceInputData: `isJson(value)` comes first). An upstream proposal
+# (ml-commons#5070, PR #5075) would consult `no_escape_params` first and escape JSON values not listed there, which
+# would turn our body into an escaped string. Our scripts list `body` in `no_escape_params`, which 3.0+ honours in
+# either order and 2.19 ignores (it has no such parameter; the real-node exactness tests run with it).
+
+
+ORDERS = [((2, 19, 1), "released"), ((3, 0, 0), "released"), ((3, 0, 0), "noescape-first"),
+          ((3, 3, 0), "noescape-first"), ((3, 8, 0), "released"), ((3, 8, 0), "noescape-first")]
+
+
+@pytest.mark.parametrize(("version", "order"), ORDERS, ids=lambda v: ".".join(map(str, v)) if isinstance(v, tuple)
+                         else v)
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_body_survives_either_escaping_order(mlcommons_glue: MLCommonsGlue, name: str, version, order: str) -> None:
+    pre, _post = scripts(CONTRACTS[name])
+    sent = mlcommons_glue.preprocess_payload(pre, REQUEST_BODY, CONNECTOR_PARAMETERS, ADVERSARIAL[0], ADVERSARIAL,
+                                             version=version, escape_order=order)
+    assert strict_loads(sent) == CONTRACTS[name].build_request(ADVERSARIAL[0], ADVERSARIAL)
+
+
+def test_without_no_escape_params_the_proposed_order_would_break_the_body(mlcommons_glue: MLCommonsGlue) -> None:
+    """Why the scripts list `body`: the same script minus that entry fails under the proposed order."""
+    pre, _post = scripts(CONTRACTS["pairs-scores"])
+    bare = pre.replace(',\\"no_escape_params\\":\\"body\\"', "")
+    assert bare != pre
+    with pytest.raises(ScriptFailure, match="Invalid payload"):
+        mlcommons_glue.preprocess_payload(bare, REQUEST_BODY, CONNECTOR_PARAMETERS, "q", ["d"], version=(3, 3, 0),
+                                          escape_order="noescape-first")
+    sent = mlcommons_glue.preprocess_payload(bare, REQUEST_BODY, CONNECTOR_PARAMETERS, "q", ["d"], version=(3, 3, 0))
+    assert strict_loads(sent) == {"pairs": [["q", "d"]]}  # fine with the order released today

@@ -43,7 +43,7 @@ def rendered_text(config, **kwargs) -> str:
 def test_golden_render_per_contract(tmp_path: Path, contract: str) -> None:
     text = rendered_text(config_for(tmp_path, contract))
     golden = GOLDEN / f"render-{contract}.txt"
-    if os.environ.get("OS_RERANK_REGEN_GOLDEN"):
+    if os.environ.get("OS_RERANK_UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
 

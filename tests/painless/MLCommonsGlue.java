@@ -35,6 +35,7 @@ import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -113,7 +114,7 @@ public final class MLCommonsGlue {
     }
 
     @SuppressWarnings({"rawtypes", "unchecked"})
-    static Map<String, String> runPreprocess(String script, String query, List<String> docs, int[] v) {
+    static Map<String, String> runPreprocess(String script, String query, List<String> docs, int[] v, String order) {
         if (!atLeast(v, 2, 12)) {
             // mlc@2.11.0.0 ConnectorUtils.processInput: TEXT_SIMILARITY is not a remote input type before 2.12.
             throw new Failure("mlcommons", "Wrong input type");
@@ -148,7 +149,7 @@ public final class MLCommonsGlue {
         if (map == null) {
             throw new Failure("mlcommons", "Preprocess function output is null");
         }
-        return escapeRemoteInferenceInputData(convertScriptStringToJsonString(gson, map, v));
+        return escapeRemoteInferenceInputData(convertScriptStringToJsonString(gson, map, v), v, order);
     }
 
     /** StringUtils.convertScriptStringToJsonString: strings kept, anything else gson.toJson. */
@@ -178,14 +179,27 @@ public final class MLCommonsGlue {
         return parameterStringMap;
     }
 
-    /** ConnectorUtils.escapeRemoteInferenceInputData (no `no_escape_params`: os-rerank never sets it). */
-    static Map<String, String> escapeRemoteInferenceInputData(Map<String, String> parameters) {
+    /**
+     * ConnectorUtils.escapeRemoteInferenceInputData. A value that is JSON is kept; from 3.0 a key listed in the
+     * script's `no_escape_params` (comma-separated) is kept too; anything else goes through commons-text escapeJson.
+     * `order` "noescape-first" models the reordering proposed upstream (ml-commons#5070/#5075): `no_escape_params`
+     * consulted first, and a JSON value not listed there escaped like any other.
+     */
+    static Map<String, String> escapeRemoteInferenceInputData(Map<String, String> parameters, int[] v, String order) {
+        Set<String> noEscape = new HashSet<>();
+        String listed = parameters.get("no_escape_params");
+        if (atLeast(v, 3, 0) && listed != null) {
+            for (String key : listed.split(",")) {
+                noEscape.add(key.trim());
+            }
+        }
+        boolean listedFirst = "noescape-first".equals(order);
         Map<String, String> newParameters = new HashMap<>();
         for (Map.Entry<String, String> e : parameters.entrySet()) {
             String value = e.getValue();
             if (value == null) {
                 newParameters.put(e.getKey(), null);
-            } else if (isJson(value)) {
+            } else if (listedFirst ? noEscape.contains(e.getKey()) : isJson(value) || noEscape.contains(e.getKey())) {
                 newParameters.put(e.getKey(), value);
             } else {
                 newParameters.put(e.getKey(), StringEscapeUtils.escapeJson(value));
@@ -202,9 +216,9 @@ public final class MLCommonsGlue {
     static final Pattern PLACEHOLDER = Pattern.compile("\\$\\{parameters\\.([^}]+)}");
 
     static String preprocessPayload(String script, String requestBody, Map<String, String> connectorParameters,
-                                    String query, List<String> docs, int[] v) {
+                                    String query, List<String> docs, int[] v, String order) {
         Map<String, String> parameters = new HashMap<>(connectorParameters); // connector parameters first
-        parameters.putAll(runPreprocess(script, query, docs, v));             // then the script's output
+        parameters.putAll(runPreprocess(script, query, docs, v, order));      // then the script's output
         String payload = createPayload(requestBody, parameters, v);
         boolean skip = atLeast(v, 2, 17)
             && Boolean.parseBoolean(parameters.getOrDefault("skip_validating_missing_parameters", "false"));
@@ -753,6 +767,10 @@ public final class MLCommonsGlue {
         return list;
     }
 
+    static String order(JsonObject req) {
+        return req.has("escape_order") ? req.get("escape_order").getAsString() : "released";
+    }
+
     static Object dispatch(JsonObject req) {
         String op = req.get("op").getAsString();
         switch (op) {
@@ -763,12 +781,12 @@ public final class MLCommonsGlue {
                 return "ok";
             case "run_preprocess":
                 return runPreprocess(req.get("script").getAsString(), req.get("query").getAsString(),
-                                     stringList(req.getAsJsonArray("docs")), version(req));
+                                     stringList(req.getAsJsonArray("docs")), version(req), order(req));
             case "preprocess_payload":
                 return preprocessPayload(req.get("script").getAsString(), req.get("request_body").getAsString(),
                                          stringMap(req.getAsJsonObject("connector_parameters")),
                                          req.get("query").getAsString(), stringList(req.getAsJsonArray("docs")),
-                                         version(req));
+                                         version(req), order(req));
             case "postprocess":
                 return postprocess(req.get("script").getAsString(), req.get("response").getAsString(), version(req));
             default:

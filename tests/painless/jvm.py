@@ -108,8 +108,13 @@ class MLCommonsGlue:
         docs: list[str],
         *,
         version: Version,
+        escape_order: str = "released",
     ) -> str:
-        """The payload text the endpoint receives: input escaping, script, parameter handling, substitution, checks."""
+        """The payload text the endpoint receives: input escaping, script, parameter handling, substitution, checks.
+
+        `escape_order` "noescape-first" models the upstream proposal to consult no_escape_params before the
+        is-it-JSON shortcut (MLCommonsGlue.escapeRemoteInferenceInputData).
+        """
         result = self._call({
             "op": "preprocess_payload",
             "script": pre_script,
@@ -118,6 +123,7 @@ class MLCommonsGlue:
             "query": query,
             "docs": list(docs),
             "version": list(version),
+            "escape_order": escape_order,
         })
         assert isinstance(result, str)
         return result
