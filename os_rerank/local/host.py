@@ -31,8 +31,12 @@ def java_feature(java: Path) -> int | None:
     return int(match.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
 
 
-def java_candidates(environ: Mapping[str, str]) -> list[Path]:
-    """JDK homes to try, most explicit first: OPENSEARCH_JAVA_HOME, JAVA_HOME, `java` on PATH, /usr/lib/jvm/*."""
+# Where distributions put JDKs (Debian and Ubuntu's packages, and the Temurin/Docker convention).
+SYSTEM_JVM_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"))
+
+
+def java_candidates(environ: Mapping[str, str], roots: tuple[Path, ...] = SYSTEM_JVM_ROOTS) -> list[Path]:
+    """JDK homes to try, most explicit first: OPENSEARCH_JAVA_HOME, JAVA_HOME, `java` on PATH, then `roots`."""
     homes: list[Path] = []
     for var in ("OPENSEARCH_JAVA_HOME", "JAVA_HOME"):
         if environ.get(var):
@@ -40,7 +44,7 @@ def java_candidates(environ: Mapping[str, str]) -> list[Path]:
     on_path = shutil.which("java", path=environ.get("PATH"))
     if on_path:
         homes.append(Path(os.path.realpath(on_path)).parent.parent)
-    for root in (Path("/usr/lib/jvm"), Path("/opt/java")):
+    for root in roots:
         if root.is_dir():
             homes.extend(sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()))
     out: list[Path] = []
@@ -51,11 +55,12 @@ def java_candidates(environ: Mapping[str, str]) -> list[Path]:
     return out
 
 
-def find_java(version: dist.Version, environ: Mapping[str, str]) -> tuple[Path, int]:
+def find_java(version: dist.Version, environ: Mapping[str, str],
+              roots: tuple[Path, ...] = SYSTEM_JVM_ROOTS) -> tuple[Path, int]:
     """A JDK home able to run OpenSearch `version`, and its feature release; LocalNodeError naming what was found."""
     low, high = dist.java_range(version)
     found: list[str] = []
-    for home in java_candidates(environ):
+    for home in java_candidates(environ, roots):
         feature = java_feature(home / "bin" / "java")
         if feature is None:
             continue

@@ -174,12 +174,16 @@ def local_repository(settings_xml: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def choose_repository(explicit: str | None, environ: Mapping[str, str], home: Path | None = None) -> Repository:
-    """The repository to download from, and the local Maven repository to look in first."""
-    home = home or Path.home()
+def choose_repository(explicit: str | None, environ: Mapping[str, str], home: Path | None = None,
+                      settings: list[Path] | None = None) -> Repository:
+    """The repository to download from, and the local Maven repository to look in first.
+
+    `settings` are the settings.xml files to read (default: where Maven looks, `settings_files`).
+    """
+    home = home or Path(environ.get("HOME") or Path.home())
     local: Path | None = None
     mirror: tuple[str, Path] | None = None
-    for path in settings_files(environ, home):
+    for path in settings_files(environ, home) if settings is None else settings:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):

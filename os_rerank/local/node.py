@@ -242,8 +242,12 @@ class UpResult:
 
 
 def up(wanted: Wanted, *, home: Path, cache_root: Path, environ: Mapping[str, str], repository: str | None = None,
-       fresh: bool = False, timeout: float = START_TIMEOUT_SECONDS, progress: Progress = _quiet) -> UpResult:
-    """Build the node when needed, start it when stopped, and wait until it is healthy."""
+       fresh: bool = False, timeout: float = START_TIMEOUT_SECONDS, progress: Progress = _quiet,
+       run_as: RunAs | None = None) -> UpResult:
+    """Build the node when needed, start it when stopped, and wait until it is healthy.
+
+    `run_as` defaults to `node_user()`: the caller, or the system user os-rerank when the caller is root.
+    """
     started = time.monotonic()
     version = dist.parse_version(wanted.version)
     dist.check_heap(wanted.heap)
@@ -273,7 +277,7 @@ def up(wanted: Wanted, *, home: Path, cache_root: Path, environ: Mapping[str, st
             raise LocalNodeError(f"port {wanted.port} is taken ({taken})",
                                  fix="stop what listens there, or pass --port with a free one")
         java = find_java(version, environ)
-        run_as = node_user(create=True)
+        run_as = run_as or node_user(create=True)
         home.mkdir(parents=True, exist_ok=True)
         if run_as.uid is not None:
             os.chmod(home, 0o755)
@@ -282,8 +286,7 @@ def up(wanted: Wanted, *, home: Path, cache_root: Path, environ: Mapping[str, st
         progress(f"artifacts from {repo.shown} ({repo.source}); cache {cache_root}")
         node = build_node(wanted, home, Cache(cache_root, repo, progress), java, run_as, progress)
         outcome = "built and started"
-    run_as = node_user(create=False)
-    start_node(node, run_as, timeout=timeout, progress=progress)
+    start_node(node, run_as or node_user(create=False), timeout=timeout, progress=progress)
     return UpResult(node, outcome, time.monotonic() - started, node_pid(node))
 
 
