@@ -12,7 +12,8 @@ from os_rerank.server.scorers import CrossEncoderScorer, ScorerError, load_score
 
 from .test_serve_cross_encoder import PAIRS, build_tiny_cross_encoder, reference_scores
 
-pytest.importorskip("torch", reason="torch is not installed (pip install 'os-rerank[serve]')")
+pytest.importorskip("torch", reason="torch is not installed (the optional torch backend: pip install "
+                    "'os-rerank[torch]')")
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install onnxruntime onnx)")
 pytest.importorskip("onnx", reason="onnx is not installed (pip install onnxruntime onnx)")
 

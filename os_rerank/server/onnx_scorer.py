@@ -23,7 +23,7 @@ class OnnxForward:
     """`__call__(batch: dict of int64 numpy arrays) -> float32 numpy logits (batch, labels)`."""
 
     def __init__(self, model_dir: Path, input_names: list[str], *, quantize: str = "none",
-                 threads: int | None = None, torch_model: Any = None) -> None:
+                 threads: int | None = None, torch_model: Any = None, source: Path | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -33,9 +33,8 @@ class OnnxForward:
         options.inter_op_num_threads = 1
         with tempfile.TemporaryDirectory(prefix="os-rerank-onnx-") as tmp:  # the session keeps the model in memory
             work = Path(tmp)
-            source = model_dir / "model.onnx"
-            self.exported = not source.is_file()
-            if self.exported:
+            self.exported = source is None
+            if source is None:
                 if torch_model is None:
                     raise ValueError(f"{model_dir}: no model.onnx and no torch model to export")
                 source = work / "model.onnx"

@@ -3,7 +3,8 @@
 Two kinds, one interface (`Scorer.score(pairs) -> list[float]`, `Scorer.name`):
 
 * `CrossEncoderScorer` loads a Hugging Face sequence-classification model from a local directory (never the hub:
-  `local_files_only=True`). One logit (the MS MARCO cross-encoders) -> sigmoid of it, which is what the stock
+  `local_files_only=True`), run by ONNX Runtime when the directory holds an ONNX export (no torch needed), else by
+  torch. One logit (the MS MARCO cross-encoders) -> sigmoid of it, which is what the stock
   SageMaker HF container's text-classification pipeline returns for such a model. Two labels -> softmax probability
   of label 1 (label 1 is "relevant" in every two-label reranker we know of). Any other label count is refused.
   Pairs are truncated to `max_length` tokens, cutting the document (`only_second`) and falling back to
@@ -31,7 +32,22 @@ from typing import Any, Protocol
 Pair = tuple[str, str]
 
 QUANTIZE_CHOICES = ("none", "int8", "bf16")
-BACKEND_CHOICES = ("torch", "onnx")
+BACKEND_CHOICES = ("auto", "torch", "onnx")
+
+
+def onnx_file(model_dir: Path) -> Path | None:
+    """The ONNX export in a model directory: `model.onnx`, or the Hugging Face hub layout's `onnx/model.onnx`."""
+    for candidate in (model_dir / "model.onnx", model_dir / "onnx" / "model.onnx"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_backend(model_dir: Path, backend: str) -> str:
+    """`auto` is ONNX Runtime when the directory holds an ONNX export, else torch."""
+    if backend != "auto":
+        return backend
+    return "onnx" if onnx_file(model_dir) is not None else "torch"
 
 
 class ScorerError(Exception):
@@ -155,14 +171,12 @@ class CrossEncoderScorer:
         batch_size: int = 32,
         quantize: str = "none",
         threads: int | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
     ) -> None:
         if quantize not in QUANTIZE_CHOICES:
             raise ScorerError(f"quantize: expected one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
         if backend not in BACKEND_CHOICES:
             raise ScorerError(f"backend: expected one of {', '.join(BACKEND_CHOICES)}, got {backend!r}")
-        if backend == "onnx" and quantize == "bf16":
-            raise ScorerError("quantize bf16 needs --backend torch (ONNX Runtime offers none|int8)")
         if max_length < 8:
             raise ScorerError(f"max_length: expected at least 8 tokens, got {max_length}")
         if batch_size < 1:
@@ -170,6 +184,9 @@ class CrossEncoderScorer:
         model_dir = Path(path)
         if not (model_dir / "config.json").is_file():
             raise ScorerError(f"{model_dir}: no config.json; expected a directory saved with save_pretrained()")
+        backend = resolve_backend(model_dir, backend)
+        if backend == "onnx" and quantize == "bf16":
+            raise ScorerError("quantize bf16 needs --backend torch (ONNX Runtime offers none|int8)")
         from transformers import AutoConfig, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
@@ -183,7 +200,8 @@ class CrossEncoderScorer:
         self._torch: Any = None
         self.model: Any = None
         self._onnx: Any = None
-        if backend == "torch" or not (model_dir / "model.onnx").is_file():
+        exported = onnx_file(model_dir)
+        if backend == "torch" or exported is None:
             import torch
             from transformers import AutoModelForSequenceClassification
 
@@ -203,7 +221,8 @@ class CrossEncoderScorer:
 
                 names: list[str] = [k for k in ("input_ids", "token_type_ids", "attention_mask")
                          if k in self.tokenizer.model_input_names]
-                self._onnx = OnnxForward(model_dir, names, quantize=quantize, threads=threads, torch_model=self.model)
+                self._onnx = OnnxForward(model_dir, names, quantize=quantize, threads=threads, torch_model=self.model,
+                                         source=exported)
             except ImportError as exc:
                 raise ScorerError(f"--backend onnx needs onnxruntime and onnx ({exc}): pip install onnxruntime onnx"
                                   ) from exc
@@ -334,18 +353,25 @@ def load_scorer(
     batch_size: int = 32,
     quantize: str = "none",
     threads: int | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
 ) -> Scorer:
     """A CrossEncoderScorer for the model directory `model`, or the LexicalScorer when `model` is None."""
     if model is None:
         return LexicalScorer()
+    model_dir = Path(model)
+    if not (model_dir / "config.json").is_file():
+        raise ScorerError(f"{model_dir}: no config.json; expected a directory saved with save_pretrained()")
+    needs_torch = resolve_backend(model_dir, backend) == "torch" or onnx_file(model_dir) is None
     try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
+        import transformers  # noqa: F401 - the tokenizer
+        if needs_torch:
+            import torch  # noqa: F401
     except ImportError as exc:
+        what = "torch and transformers" if needs_torch else "transformers (for the tokenizer)"
         raise ScorerError(
-            f"--model needs torch and transformers ({exc}); install the extra: pip install 'os-rerank[serve]', "
-            "or leave --model out to use the lexical scorer"
+            f"--model needs {what} ({exc}); install the extra: pip install 'os-rerank[serve]'"
+            + (" and torch, or put an ONNX export (model.onnx) in the directory" if needs_torch else "")
+            + ", or leave --model out to use the lexical scorer"
         ) from exc
     return CrossEncoderScorer(model, max_length=max_length, batch_size=batch_size, quantize=quantize, threads=threads,
                               backend=backend)
