@@ -541,9 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs per forward pass (default: 32)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "bf16"],
                    help="dynamic int8 or bfloat16 inference (faster; scores change slightly)")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnx"],
-                   help="run the model with torch, or with ONNX Runtime (needs onnxruntime and onnx; exports the "
-                   "model at start-up unless DIR holds model.onnx; default: torch)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
+                   help="run the model with ONNX Runtime (DIR/model.onnx or DIR/onnx/model.onnx; no torch needed) or "
+                   "with torch; auto: ONNX Runtime when DIR holds an export, else torch (default: auto)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads (default: torch's own, one per core)")
     p.add_argument("--max-body-bytes", type=int, default=6 * 1024 * 1024, metavar="BYTES",
