@@ -26,6 +26,7 @@ from os_rerank.local.maven import (
     PINNED_SHA1,
     Artifact,
     Cache,
+    Dependency,
     NotServedError,
     Repository,
     choose_repository,
@@ -94,14 +95,23 @@ def test_a_password_in_a_repository_url_is_never_shown() -> None:
 
 def test_pom_dependencies_are_the_runtime_ones_with_versions() -> None:
     pom = """<project xmlns="http://maven.apache.org/POM/4.0.0"><dependencies>
-      <dependency><groupId>org.ow2.asm</groupId><artifactId>asm</artifactId><version>9.7</version></dependency>
+      <dependency><groupId>org.ow2.asm</groupId><artifactId>asm</artifactId><version>9.7</version>
+        <exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions></dependency>
       <dependency><groupId>a</groupId><artifactId>t</artifactId><version>1</version><scope>test</scope></dependency>
       <dependency><groupId>a</groupId><artifactId>o</artifactId><version>1</version><optional>true</optional>
       </dependency>
       <dependency><groupId>a</groupId><artifactId>p</artifactId><version>${x}</version></dependency>
       <dependency><groupId>org.opensearch</groupId><artifactId>opensearch</artifactId><version>2</version></dependency>
     </dependencies></project>"""
-    assert pom_dependencies(pom, exclude_groups=["org.opensearch"]) == [Artifact("org.ow2.asm", "asm", "9.7")]
+    assert pom_dependencies(pom) == [Dependency(Artifact("org.ow2.asm", "asm", "9.7"), transitive=False),
+                                     Dependency(Artifact("org.opensearch", "opensearch", "2"))]
+
+
+def test_a_module_leaves_out_what_the_distribution_already_has() -> None:
+    lib = ["opensearch-2.19.1.jar", "opensearch-common-2.19.1.jar", "reactor-core-3.5.20.jar"]
+    assert dist.provided_by(lib, Artifact("org.opensearch", "opensearch", "2.19.1"))
+    assert dist.provided_by(lib, Artifact("io.projectreactor", "reactor-core", "3.6.0"))  # any version: jar hell
+    assert not dist.provided_by(lib, Artifact("org.opensearch", "opensearch-ssl-config", "2.19.1"))
 
 
 # --- fetching and checking -------------------------------------------------------------------------------------------
@@ -193,20 +203,22 @@ def test_plugins_are_installed_after_what_they_extend() -> None:
         dist.install_order({"a": ["b"], "b": ["a"]})
 
 
-def test_painless_descriptor_takes_its_class_from_the_jar() -> None:
-    assert dist.painless_classname(["org/opensearch/painless/PainlessPlugin.class"]) == \
+def test_module_descriptors_take_their_class_from_the_jar() -> None:
+    painless, reindex = dist.MODULES
+    assert dist.module_classname(painless, ["org/opensearch/painless/PainlessPlugin.class"]) == \
         "org.opensearch.painless.PainlessPlugin"  # 2.19.1
-    assert dist.painless_classname(["org/opensearch/painless/PainlessModulePlugin.class",
-                                    "org/opensearch/painless/PainlessPlugin.class"]).endswith("PainlessModulePlugin")
-    with pytest.raises(LocalNodeError):
-        dist.painless_classname([])
-    text = dist.painless_descriptor("2.19.1", "org.opensearch.painless.PainlessPlugin", "11")
+    assert dist.module_classname(painless, ["org/opensearch/painless/PainlessModulePlugin.class",
+                                            "org/opensearch/painless/PainlessPlugin.class"]).endswith("ModulePlugin")
+    with pytest.raises(LocalNodeError, match="the reindex-client jar holds none of"):
+        dist.module_classname(reindex, [])
+    text = dist.module_descriptor(painless, "2.19.1", "org.opensearch.painless.PainlessPlugin", "11")
     assert dist.parse_properties(text) == {
         "description": "An easy, safe and fast scripting language for OpenSearch", "version": "2.19.1",
         "name": "lang-painless", "classname": "org.opensearch.painless.PainlessPlugin", "java.version": "11",
         "opensearch.version": "2.19.1", "custom.foldername": "", "extended.plugins": "",
         "has.native.controller": "false"}
-    assert 'permission java.lang.RuntimePermission "createClassLoader";' in dist.PAINLESS_POLICY
+    assert 'permission java.lang.RuntimePermission "createClassLoader";' in painless.policy
+    assert 'grant codeBase "${codebase.opensearch-rest-client}"' in reindex.policy
 
 
 def test_the_node_configuration_is_a_laptop_node_and_leaves_connector_settings_to_setup() -> None:
@@ -264,12 +276,16 @@ def test_up_builds_starts_and_reports_then_down_stops_and_up_starts_again(fake_h
         "installing plugin opensearch-job-scheduler", "installing plugin opensearch-ml",
         "installing plugin opensearch-knn", "installing plugin opensearch-neural-search"]
     node = first.node
-    module = node.distribution / "modules" / "lang-painless"
-    assert sorted(p.name for p in module.iterdir()) == [
+    painless = node.distribution / "modules" / "lang-painless"
+    assert sorted(p.name for p in painless.iterdir()) == [
         "antlr4-runtime-4.13.1.jar", f"lang-painless-{VERSION}.jar", f"opensearch-scripting-painless-spi-{VERSION}.jar",
         "plugin-descriptor.properties", "plugin-security.policy"]
+    reindex = node.distribution / "modules" / "reindex"  # codec came transitively; opensearch-core is in lib/
+    assert sorted(p.name for p in reindex.iterdir()) == [
+        "codec-2.0.jar", "http-lib-1.0.jar", "plugin-descriptor.properties", "plugin-security.policy",
+        f"reindex-client-{VERSION}.jar"]
     recorded = json.loads((node.path / "node.json").read_text())
-    assert recorded["version"] == VERSION and len(recorded["artifacts"]) == 8
+    assert recorded["version"] == VERSION and len(recorded["artifacts"]) == 11  # zip, 4 plugins, 6 jars
     assert local.status(node).state == "running (green)"
     again = up(fake_home, port=node.port)
     assert (again.outcome, again.pid) == ("already running", first.pid)
@@ -327,7 +343,7 @@ def test_another_version_needs_fresh_and_a_version_not_served_lists_what_is_miss
     with pytest.raises(LocalNodeError, match=f"node plain is OpenSearch {VERSION}, not 2.19.2"):
         up(fake_home, port=node.port, version="2.19.2")
     local.down(node)
-    with pytest.raises(LocalNodeError, match=r"does not serve 6 artifact\(s\) this version needs: "
+    with pytest.raises(LocalNodeError, match=r"does not serve 7 artifact\(s\) this version needs: "
                                              r"org.opensearch.distribution.integ-test-zip:opensearch:2.19.2:zip, "):
         up(fake_home, port=node.port, version="2.19.2", fresh=True)
     assert local.load_node(Path(str(fake_home["home"])), "plain") is None  # --fresh removed it first

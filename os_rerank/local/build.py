@@ -22,7 +22,7 @@ from ..errors import LocalNodeError
 from . import distribution as dist
 from .host import RunAs, chown_tree
 from .layout import NodeInfo
-from .maven import Artifact, Cache, Fetched, Repository, is_served, pom_dependencies, read_text
+from .maven import Artifact, Cache, Fetched, Repository, is_served, pom_dependencies
 
 Progress = Callable[[str], None]
 
@@ -45,8 +45,9 @@ class Wanted:
 
 
 def artifacts_for(wanted: Wanted) -> list[Artifact]:
-    """Every artifact the node is made of, except the painless module's dependencies (they come from its POM)."""
-    return [dist.distribution_artifact(wanted.version), dist.painless_artifact(wanted.version),
+    """Every artifact the node is made of, except the modules' dependencies (their POMs name them)."""
+    return [dist.distribution_artifact(wanted.version),
+            *(dist.module_artifact(m, wanted.version) for m in dist.MODULES),
             *dist.plugin_artifacts(wanted.version, secure=wanted.secure)]
 
 
@@ -67,11 +68,11 @@ def build_node(wanted: Wanted, home: Path, cache: Cache, java: tuple[Path, int],
     started = time.monotonic()
     artifacts = artifacts_for(wanted)
     check_served(artifacts, cache.repo)
-    painless = dist.painless_artifact(wanted.version)
-    pom = read_text(painless.sibling("pom"), cache.repo)
-    painless_deps = pom_dependencies(pom, exclude_groups=dist.SERVER_GROUPS)
-    painless_deps += [a for a in pom_dependencies(pom) if a.artifact == "opensearch-scripting-painless-spi"]
-    fetched = {a.coordinates: cache.fetch(a) for a in [*artifacts, *painless_deps]}
+    fetched = {a.coordinates: cache.fetch(a) for a in artifacts}
+    with zipfile.ZipFile(fetched[artifacts[0].coordinates].path) as archive:
+        lib_jars = [n.rsplit("/", 1)[-1] for n in archive.namelist() if re.fullmatch(r"[^/]+/lib/[^/]+\.jar", n)]
+    modules = {m.name: module_jars(dist.module_artifact(m, wanted.version), cache, lib_jars) for m in dist.MODULES}
+    fetched.update((f.artifact.coordinates, f) for jars in modules.values() for f in jars)
 
     staging = home / f".{wanted.name}.partial"
     target = home / wanted.name
@@ -80,8 +81,8 @@ def build_node(wanted: Wanted, home: Path, cache: Cache, java: tuple[Path, int],
     try:
         progress(f"assembling OpenSearch {wanted.version} in {target}")
         distribution = _unpack(fetched[dist.distribution_artifact(wanted.version).coordinates], staging)
-        _add_painless(distribution, wanted.version, [fetched[painless.coordinates].path,
-                                                    *(fetched[a.coordinates].path for a in painless_deps)])
+        for module in dist.MODULES:
+            _add_module(distribution, module, wanted.version, [f.path for f in modules[module.name]])
         plugins = [fetched[a.coordinates] for a in dist.plugin_artifacts(wanted.version, secure=wanted.secure)]
         _install_plugins(distribution, plugins, java[0], progress)
         settings = dist.NodeSettings(wanted.name, wanted.port, str(target / "data"), str(target / "logs"))
@@ -133,20 +134,36 @@ def _extract(archive: zipfile.ZipFile, member: zipfile.ZipInfo, into: Path) -> N
         os.chmod(path, mode)
 
 
-def _add_painless(distribution: Path, version: str, jars: list[Path]) -> None:
-    module = distribution / "modules" / "lang-painless"
-    if module.exists():
+def module_jars(root: Artifact, cache: Cache, lib_jars: list[str]) -> list[Fetched]:
+    """The module's jar, then the runtime dependencies its POMs name, transitively, minus what lib/ holds."""
+    out: list[Fetched] = []
+    queue, seen = [(root, True)], set()
+    while queue:
+        artifact, transitive = queue.pop(0)
+        if artifact.coordinates in seen or dist.provided_by(lib_jars, artifact):
+            continue
+        seen.add(artifact.coordinates)
+        out.append(cache.fetch(artifact))
+        if transitive:
+            pom = cache.fetch(artifact.sibling("pom")).path.read_text(encoding="utf-8")
+            queue += [(d.artifact, d.transitive) for d in pom_dependencies(pom)]
+    return out
+
+
+def _add_module(distribution: Path, module: dist.Module, version: str, jars: list[Path]) -> None:
+    folder = distribution / "modules" / module.name
+    if folder.exists():
         return  # a distribution that ships it
-    module.mkdir(parents=True)
+    folder.mkdir(parents=True)
     for jar in jars:
-        shutil.copyfile(jar, module / jar.name)
+        shutil.copyfile(jar, folder / jar.name)
     with zipfile.ZipFile(jars[0]) as archive:
-        classname = dist.painless_classname(archive.namelist())
+        classname = dist.module_classname(module, archive.namelist())
     netty = dist.parse_properties((distribution / "modules" / "transport-netty4" /
                                    "plugin-descriptor.properties").read_text(encoding="utf-8"))
-    descriptor = dist.painless_descriptor(version, classname, netty.get("java.version", "11"))
-    (module / "plugin-descriptor.properties").write_text(descriptor, encoding="utf-8")
-    (module / "plugin-security.policy").write_text(dist.PAINLESS_POLICY, encoding="utf-8")
+    descriptor = dist.module_descriptor(module, version, classname, netty.get("java.version", "11"))
+    (folder / "plugin-descriptor.properties").write_text(descriptor, encoding="utf-8")
+    (folder / "plugin-security.policy").write_text(module.policy, encoding="utf-8")
 
 
 def _install_plugins(distribution: Path, plugins: list[Fetched], java_home: Path, progress: Progress) -> None:

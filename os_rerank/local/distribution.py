@@ -2,10 +2,13 @@
 
 A node is OpenSearch's minimal distribution (`integ-test-zip`, no JDK; its modules/ holds only transport-netty4)
 plus:
-- the lang-painless module, which that zip lacks and ML Commons needs to run connector scripts (k-NN extends it
-  too): the `lang-painless` jar with its runtime dependencies from its POM, a plugin-descriptor.properties and the
-  module's security policy (OpenSearch's own `modules/lang-painless/src/main/plugin-metadata/plugin-security.policy`
-  grants exactly `createClassLoader` and `getClassLoader`);
+- the modules ML Commons relies on that this zip lacks (`MODULES`): lang-painless, which runs connector scripts
+  (k-NN extends it too), and reindex, whose delete-by-query ML Commons calls when it deletes a model (without it,
+  deleting a model that is already gone answers 500 "failed to find action DeleteByQueryAction" instead of 404).
+  Each is its Maven jar with the runtime dependencies its POM names (those the distribution's lib/ already has
+  left out, as OpenSearch's jar-hell check demands), a plugin-descriptor.properties with the fields of the module's
+  build.gradle (the class name read from the jar: it was renamed between versions), and the module's own security
+  policy (`modules/<module>/src/main/plugin-metadata/plugin-security.policy` in OpenSearch's sources);
 - the plugins, at `<version>.0`: job-scheduler (ML Commons extends it), ML Commons, k-NN (neural-search extends
   it), neural-search, and for a secured node the security plugin. They are installed in the order their
   descriptors' `extended.plugins` require, with `bin/opensearch-plugin install --batch`.
@@ -26,8 +29,6 @@ DEFAULT_VERSION = "2.19.1"
 # The plugins a rerank node needs, by Maven artifact id (neural-search installs as opensearch-neural-search).
 PLUGINS = ("opensearch-job-scheduler", "opensearch-ml-plugin", "opensearch-knn", "neural-search")
 SECURITY_PLUGIN = "opensearch-security"
-# Module jars come from the server's own build; everything else in the painless POM is the module's to carry.
-SERVER_GROUPS = ("org.opensearch",)
 
 Version = tuple[int, int, int]
 
@@ -46,10 +47,6 @@ def parse_version(text: str) -> Version:
 
 def distribution_artifact(version: str) -> Artifact:
     return Artifact("org.opensearch.distribution.integ-test-zip", "opensearch", version, "zip")
-
-
-def painless_artifact(version: str) -> Artifact:
-    return Artifact("org.opensearch.plugin", "lang-painless", version, "jar")
 
 
 def plugin_artifacts(version: str, *, secure: bool) -> list[Artifact]:
@@ -75,22 +72,68 @@ grant {
 };
 """
 
+REINDEX_POLICY = """\
+grant {
+  // reindex from a remote cluster opens connections with the REST client
+  permission java.net.SocketPermission "*", "connect";
+};
 
-def painless_classname(jar_entries: list[str]) -> str:
-    """The module's plugin class, read from the jar: PainlessModulePlugin where it exists, else PainlessPlugin."""
-    for name in ("PainlessModulePlugin", "PainlessPlugin"):
-        if f"org/opensearch/painless/{name}.class" in jar_entries:
-            return f"org.opensearch.painless.{name}"
-    raise LocalNodeError("the lang-painless jar holds no org.opensearch.painless plugin class",
-                         fix="this OpenSearch version lays out Painless differently; report it")
+grant codeBase "${codebase.opensearch-rest-client}" {
+  // the REST client reads the default proxy from system properties
+  permission java.net.NetPermission "getProxySelector";
+};
+
+grant codeBase "${codebase.httpasyncclient}" {
+  permission java.net.NetPermission "getProxySelector";
+};
+"""
 
 
-def painless_descriptor(version: str, classname: str, java_version: str) -> str:
-    """plugin-descriptor.properties for the lang-painless module (the fields OpenSearch's PluginInfo reads)."""
+@dataclass(frozen=True)
+class Module:
+    """A module the minimal distribution lacks: its folder name, Maven artifact and descriptor fields."""
+
+    name: str
+    artifact: str
+    description: str
+    classnames: tuple[str, ...]  # candidates, newest first: the first one the jar holds is it
+    policy: str
+
+
+MODULES = (
+    Module("lang-painless", "lang-painless", "An easy, safe and fast scripting language for OpenSearch",
+           ("org.opensearch.painless.PainlessModulePlugin", "org.opensearch.painless.PainlessPlugin"),
+           PAINLESS_POLICY),
+    Module("reindex", "reindex-client",
+           "The Reindex module adds APIs to reindex from one index to another or update documents in place.",
+           ("org.opensearch.index.reindex.ReindexModulePlugin", "org.opensearch.index.reindex.ReindexPlugin"),
+           REINDEX_POLICY),
+)
+
+
+def module_artifact(module: Module, version: str) -> Artifact:
+    return Artifact("org.opensearch.plugin", module.artifact, version, "jar")
+
+
+def painless_artifact(version: str) -> Artifact:
+    return module_artifact(MODULES[0], version)
+
+
+def module_classname(module: Module, jar_entries: list[str]) -> str:
+    """The module's plugin class, the first of its candidates that the jar holds."""
+    for classname in module.classnames:
+        if classname.replace(".", "/") + ".class" in jar_entries:
+            return classname
+    raise LocalNodeError(f"the {module.artifact} jar holds none of {', '.join(module.classnames)}",
+                         fix="this OpenSearch version lays the module out differently; report it")
+
+
+def module_descriptor(module: Module, version: str, classname: str, java_version: str) -> str:
+    """plugin-descriptor.properties for a module (the fields OpenSearch's PluginInfo reads)."""
     return (
-        "description=An easy, safe and fast scripting language for OpenSearch\n"
+        f"description={module.description}\n"
         f"version={version}\n"
-        "name=lang-painless\n"
+        f"name={module.name}\n"
         f"classname={classname}\n"
         f"java.version={java_version}\n"
         f"opensearch.version={version}\n"
@@ -98,6 +141,11 @@ def painless_descriptor(version: str, classname: str, java_version: str) -> str:
         "extended.plugins=\n"
         "has.native.controller=false\n"
     )
+
+
+def provided_by(lib_jars: list[str], artifact: Artifact) -> bool:
+    """Whether the distribution's lib/ already has this artifact (any version): a second copy is jar hell."""
+    return any(re.fullmatch(re.escape(artifact.artifact) + r"-\d[\w.-]*\.jar", name) for name in lib_jars)
 
 
 def parse_properties(text: str) -> dict[str, str]:

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,15 @@ PINNED_SHA1: dict[str, str] = {
     "org.ow2.asm:asm-commons:9.7:jar": "e86dda4696d3c185fcc95d8d311904e7ce38a53f",
     "org.ow2.asm:asm-tree:9.7:jar": "e446a17b175bfb733b87c5c2560ccb4e57d69f1a",
     "org.ow2.asm:asm-util:9.7:jar": "c0655519f24d92af2202cb681cd7c1569df6ead6",
+    "org.opensearch.plugin:reindex-client:2.19.1:jar": "982e19a26e17ee201a172fb57e8d208789aa815f",
+    "org.opensearch.client:opensearch-rest-client:2.19.1:jar": "3058ae027307dc39c599ca2368f88d89a1984a2c",
+    "org.opensearch:opensearch-ssl-config:2.19.1:jar": "8e50964a73c00d793d99cf2749d93082bb25e440",
+    "org.apache.httpcomponents:httpclient:4.5.14:jar": "1194890e6f56ec29177673f2f12d0b8e627dec98",
+    "org.apache.httpcomponents:httpcore:4.4.16:jar": "51cf043c87253c9f58b539c9f7e44c8894223850",
+    "org.apache.httpcomponents:httpasyncclient:4.1.5:jar": "cd18227f1eb8e9a263286c1d7362ceb24f6f9b32",
+    "org.apache.httpcomponents:httpcore-nio:4.4.16:jar": "cd21c80a9956be48c4c1cfd2f594ba02857d0927",
+    "commons-codec:commons-codec:1.16.1:jar": "47bd4d333fba53406f6c6c51884ddbca435c8862",
+    "commons-logging:commons-logging:1.2:jar": "4bfc12adfe4842bf07b657f0369c4cb522955686",
 }
 
 
@@ -387,10 +396,17 @@ def _mb(size: int) -> str:
 # --- a POM's runtime dependencies ------------------------------------------------------------------------------------
 
 
-def pom_dependencies(pom_xml: str, exclude_groups: Iterable[str] = ()) -> list[Artifact]:
+@dataclass(frozen=True)
+class Dependency:
+    """A POM dependency; `transitive` is False when it excludes all of its own dependencies (`*:*`)."""
+
+    artifact: Artifact
+    transitive: bool = True
+
+
+def pom_dependencies(pom_xml: str) -> list[Dependency]:
     """The compile/runtime dependencies a POM lists with explicit versions (not test, provided or optional)."""
     root = ET.fromstring(pom_xml)
-    excluded = set(exclude_groups)
     out = []
     for deps in _children(root, "dependencies"):
         for dep in _children(deps, "dependency"):
@@ -398,19 +414,9 @@ def pom_dependencies(pom_xml: str, exclude_groups: Iterable[str] = ()) -> list[A
             if scope not in ("compile", "runtime") or (_text(dep, "optional") or "") == "true":
                 continue
             group, name, version = _text(dep, "groupId"), _text(dep, "artifactId"), _text(dep, "version")
-            if not (group and name and version) or group in excluded or "${" in version:
+            if not (group and name and version) or "${" in version:
                 continue
-            out.append(Artifact(group, name, version, _text(dep, "type") or "jar"))
+            wildcard = any(_text(e, "groupId") == "*" and _text(e, "artifactId") == "*"
+                           for exclusions in _children(dep, "exclusions") for e in _children(exclusions, "exclusion"))
+            out.append(Dependency(Artifact(group, name, version, _text(dep, "type") or "jar"), not wildcard))
     return out
-
-
-def read_text(artifact: Artifact, repo: Repository) -> str:
-    """A small artifact (a POM) as text, straight from the repository."""
-    local = repo.local / artifact.path if repo.local is not None else None
-    if local is not None and local.is_file():
-        return local.read_text(encoding="utf-8")
-    try:
-        with _open(f"{repo.url}/{artifact.path}") as reply:
-            return str(reply.read(1 << 20).decode("utf-8"))
-    except (urllib.error.URLError, OSError) as exc:
-        raise _url_error(artifact, repo, exc) from None

@@ -8,7 +8,8 @@ The real artifacts weigh 470 MB and need a JVM; these are a few kilobytes and ne
   `FAKE_BEHAVIOUR` in the distribution says: `healthy` (default), `die` (logs an error and exits) or `hang` (never
   becomes healthy);
 - plugin zips carry real-shaped descriptors (neural-search extends k-NN, k-NN extends lang-painless, ML Commons
-  extends job-scheduler), and lang-painless is a jar with its POM and dependencies.
+  extends job-scheduler); the modules (lang-painless, reindex) are jars with POMs, dependencies that exclude their
+  own, a transitive one, and one the distribution's lib/ already holds.
 The real layer (tests/backends.py) builds the real thing.
 """
 
@@ -102,6 +103,22 @@ def _put(repo: Path, group: str, artifact: str, version: str, ext: str, data: by
     return path
 
 
+def _module(repo: Path, group: str, artifact: str, version: str, entry: str,
+            deps: list[tuple[str, str, str, bool]], *, sha1: bool) -> None:
+    """A jar holding `entry` and its POM; each dependency (group, artifact, version, excludes all of its own)."""
+    _put(repo, group, artifact, version, "jar", _zip({entry: b"\xca\xfe\xba\xbe"}), sha1=sha1)
+    lines = []
+    for g, a, v, closed in deps:
+        exclusions = ("<exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion>"
+                      "</exclusions>") if closed else ""
+        lines.append(f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version>"
+                     f"<scope>compile</scope>{exclusions}</dependency>")
+    lines.append("<dependency><groupId>junit</groupId><artifactId>junit</artifactId><version>4.13.2</version>"
+                 "<scope>test</scope></dependency>")
+    pom = f"<project><dependencies>{''.join(lines)}</dependencies></project>"
+    _put(repo, group, artifact, version, "pom", pom.encode(), sha1=sha1)
+
+
 def make_repository(repo: Path, version: str = VERSION, *, sha1: bool = True) -> Path:
     """A file:// Maven repository with everything a fake node of `version` is made of; returns `repo`."""
     python = sys.executable
@@ -113,24 +130,24 @@ def make_repository(repo: Path, version: str = VERSION, *, sha1: bool = True) ->
         f"{top}/config/opensearch.yml": "# fake\n",
         f"{top}/config/jvm.options.d/.keep": "",
         f"{top}/modules/transport-netty4/plugin-descriptor.properties": "name=transport-netty4\njava.version=11\n",
+        f"{top}/lib/opensearch-{version}.jar": b"x",
+        f"{top}/lib/opensearch-core-{version}.jar": b"x",
         f"{top}/plugins/.keep": "",
         f"{top}/logs/.keep": "",
     }, executable=(f"{top}/bin/opensearch", f"{top}/bin/opensearch-plugin"))
     _put(repo, "org.opensearch.distribution.integ-test-zip", "opensearch", version, "zip", dist, sha1=sha1)
-    painless = _zip({"org/opensearch/painless/PainlessPlugin.class": b"\xca\xfe\xba\xbe"})
-    _put(repo, "org.opensearch.plugin", "lang-painless", version, "jar", painless, sha1=sha1)
-    pom = f"""<project><dependencies>
-      <dependency><groupId>org.antlr</groupId><artifactId>antlr4-runtime</artifactId><version>4.13.1</version>
-        <scope>compile</scope></dependency>
-      <dependency><groupId>org.opensearch.plugin</groupId><artifactId>opensearch-scripting-painless-spi</artifactId>
-        <version>{version}</version><scope>compile</scope></dependency>
-      <dependency><groupId>junit</groupId><artifactId>junit</artifactId><version>4.13.2</version>
-        <scope>test</scope></dependency>
-    </dependencies></project>"""
-    _put(repo, "org.opensearch.plugin", "lang-painless", version, "pom", pom.encode(), sha1=sha1)
-    _put(repo, "org.antlr", "antlr4-runtime", "4.13.1", "jar", _zip({"a.class": b"x"}), sha1=sha1)
-    _put(repo, "org.opensearch.plugin", "opensearch-scripting-painless-spi", version, "jar", _zip({"s.class": b"x"}),
-         sha1=sha1)
+    _module(repo, "org.opensearch.plugin", "lang-painless", version, "org/opensearch/painless/PainlessPlugin.class",
+            [("org.antlr", "antlr4-runtime", "4.13.1", True), ("org.opensearch.plugin",
+              "opensearch-scripting-painless-spi", version, False), ("org.opensearch", "opensearch", version, False)],
+            sha1=sha1)
+    _module(repo, "org.opensearch.plugin", "reindex-client", version,
+            "org/opensearch/index/reindex/ReindexPlugin.class", [("org.example", "http-lib", "1.0", False)], sha1=sha1)
+    _module(repo, "org.antlr", "antlr4-runtime", "4.13.1", "a.class", [], sha1=sha1)
+    _module(repo, "org.opensearch.plugin", "opensearch-scripting-painless-spi", version, "s.class", [], sha1=sha1)
+    # http-lib brings codec transitively, and the core library the distribution's lib/ already holds (left out).
+    _module(repo, "org.example", "http-lib", "1.0", "h.class",
+            [("org.example", "codec", "2.0", False), ("org.opensearch", "opensearch-core", version, False)], sha1=sha1)
+    _module(repo, "org.example", "codec", "2.0", "c.class", [], sha1=sha1)
     for artifact, (name, extended) in PLUGINS.items():
         descriptor = f"name={name}\nversion={version}.0\nextended.plugins={extended}\n"
         _put(repo, "org.opensearch.plugin", artifact, f"{version}.0", "zip",
