@@ -116,8 +116,15 @@ def find_by_name(cluster: Cluster, kind: str, name: str | None) -> tuple[Found, 
 
 
 def models_using(cluster: Cluster, field_name: str, value: str) -> tuple[Found, ...]:
-    """The models whose `field_name` (connector_id or model_group_id) is `value`, read by id."""
-    return find(cluster, MODELS, {"term": {field_name: value}}, lambda body: body.get(field_name) == value)
+    """The models whose `field_name` (connector_id or model_group_id) is `value`, read by id.
+
+    On 2.19.1 the model index maps `model_group_id` as a keyword but not `connector_id`, which is then mapped
+    dynamically as analyzed text with a `.keyword` subfield: a term query on `connector_id` itself never matches an
+    id with capitals or `-`. Both spellings are asked for; the GET by id decides.
+    """
+    query = {"bool": {"should": [{"term": {f"{field_name}.keyword": value}}, {"term": {field_name: value}}],
+                      "minimum_should_match": 1}}
+    return find(cluster, MODELS, query, lambda body: body.get(field_name) == value)
 
 
 def await_search(cluster: Cluster, kind: str, query: Mapping[str, Any], *, present: Iterable[str] = (),

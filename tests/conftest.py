@@ -26,7 +26,7 @@ from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
 _LAYERS = (
     ("painless", ("test_painless_", "test_contracts_golden")),
     ("endpoint", ("test_serve_",)),
-    ("scenario", ("scenarios/", "_scenarios", "test_double", "test_rotate", "test_integration_")),
+    ("scenario", ("scenarios/", "_scenarios", "test_double", "test_rotate", "test_real_")),
 )
 
 
@@ -35,6 +35,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         path = item.nodeid.split("::", 1)[0]
         layer = next((name for name, parts in _LAYERS if any(p in path for p in parts)), "unit")
         item.add_marker(layer)
+        params = getattr(item, "callspec", None)
+        if params is not None and any(isinstance(v, str) and v in REAL_KINDS for v in params.params.values()):
+            item.add_marker("real")  # runs against a real OpenSearch node (tests/backends.py)
 
 
 @pytest.fixture(scope="session")

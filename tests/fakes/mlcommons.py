@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from typing import Any
 
@@ -196,7 +197,8 @@ class MLCommons:
 
     def _searched(self, index: str, req: Request) -> Response:
         self.observe()
-        return Response(200, search_docs(index, self.lag.visible(index, time.monotonic()), req.json({})))
+        return Response(200, search_docs(index, self.lag.visible(index, time.monotonic()), req.json({}),
+                                         exists=index in self.state.seq_no))
 
     def search_connectors(self, req: Request) -> Response:
         return self._searched(CONNECTOR_INDEX, req)
@@ -344,7 +346,7 @@ class MLCommons:
                 "name": body["name"], "model_group_id": group_id, "algorithm": "REMOTE",
                 "model_version": str(group["latest_version"]), "description": body.get("description"),
                 "model_state": "REGISTERED", "created_time": ts, "last_updated_time": ts,
-                "last_registered_time": ts, "is_hidden": False, "connector_id": connector_id,
+                "is_hidden": False, "connector_id": connector_id,
             }
             if model["description"] is None:
                 del model["description"]
@@ -380,6 +382,8 @@ class MLCommons:
     def get_model(self, req: Request) -> Response:
         model_id = req.match["id"]
         with self.state.lock:
+            if model_id not in self.state.models:
+                raise status_exception(404, f"Failed to find model with the provided model id: {model_id}")
             model = self._model(model_id)
             if model_id in self._deploy_countdown:
                 self._deploy_countdown[model_id] -= 1
@@ -555,7 +559,22 @@ def _clauses(spec: dict[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def doc_matches(doc_id: str, doc: dict[str, Any], query: dict[str, Any] | None) -> bool:
+# Fields of ML Commons' system indices that are analyzed text (with a `.keyword` subfield), as a real 2.19.1 node
+# maps them: `connector_id` of a model is not in the model index's mapping, so it is mapped dynamically as text, and
+# a term query on it compares with lower-cased word tokens (an id with capitals or `-` never matches it).
+TEXT_FIELDS = {
+    CONNECTOR_INDEX: {"name", "description"},
+    MODEL_INDEX: {"name", "description", "connector_id"},
+    GROUP_INDEX: {"name", "description"},
+}
+
+
+def _tokens(value: Any) -> list[str]:
+    """The standard analyzer, near enough: lower-cased runs of letters, digits and underscores."""
+    return re.findall(r"\w+", str(value).lower())
+
+
+def doc_matches(doc_id: str, doc: dict[str, Any], query: dict[str, Any] | None, index: str = "") -> bool:
     """The query DSL subset ML Commons' own `_search` endpoints are asked for (match_all, term(s), match, ids, bool)."""
     if not query:
         return True
@@ -566,6 +585,8 @@ def doc_matches(doc_id: str, doc: dict[str, Any], query: dict[str, Any] | None) 
         return doc_id in spec.get("values", [])
     if kind in ("term", "terms"):
         (name, value), = ((k, v) for k, v in spec.items() if k != "boost")
+        if name in TEXT_FIELDS.get(index, ()):
+            return any(str(v) in _tokens(_field(doc, name)) for v in _term_values(value))
         return _field(doc, name) in _term_values(value)
     if kind == "match":
         (name, value), = spec.items()
@@ -575,15 +596,19 @@ def doc_matches(doc_id: str, doc: dict[str, Any], query: dict[str, Any] | None) 
         must = _clauses(spec, "must") + _clauses(spec, "filter")
         should = _clauses(spec, "should")
         must_not = _clauses(spec, "must_not")
-        return (all(doc_matches(doc_id, doc, q) for q in must)
-                and (not should or any(doc_matches(doc_id, doc, q) for q in should))
-                and not any(doc_matches(doc_id, doc, q) for q in must_not))
+        return (all(doc_matches(doc_id, doc, q, index) for q in must)
+                and (not should or any(doc_matches(doc_id, doc, q, index) for q in should))
+                and not any(doc_matches(doc_id, doc, q, index) for q in must_not))
     raise ApiError(400, "parsing_exception", f"unknown query [{kind}]")
 
 
-def search_docs(index: str, docs: dict[str, dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
-    """A search response over a system index (connectors, models, model groups)."""
-    hits = [(i, d) for i, d in docs.items() if doc_matches(i, d, body.get("query"))]
+def search_docs(index: str, docs: dict[str, dict[str, Any]], body: dict[str, Any], *,
+                exists: bool = True) -> dict[str, Any]:
+    """A search response over a system index (connectors, models, model groups).
+
+    Before the index exists ML Commons answers with an empty response whose max_score is 0.0, not null.
+    """
+    hits = [(i, d) for i, d in docs.items() if doc_matches(i, d, body.get("query"), index)]
     size = int(body.get("size", 10))
     start = int(body.get("from", 0))
     source_filter = body.get("_source")
@@ -595,6 +620,7 @@ def search_docs(index: str, docs: dict[str, dict[str, Any]], body: dict[str, Any
         page.append({"_index": index, "_id": doc_id, "_version": doc.get("_version", 1), "_seq_no": 0,
                      "_primary_term": 1, "_score": 1.0, "_source": source})
     response = load_shape("search")
-    response["hits"] = {"total": {"value": len(hits), "relation": "eq"}, "max_score": 1.0 if page else None,
+    response["hits"] = {"total": {"value": len(hits), "relation": "eq"},
+                        "max_score": 1.0 if page else (None if exists else 0.0),
                         "hits": page}
     return response

@@ -175,7 +175,9 @@ class Search:
             for name in self._names(req.match["index"]):
                 index = self.state.indices[name]
                 settings = dict(index.settings, **{"index.uuid": index.uuid, "index.provided_name": name,
-                                                   "index.creation_date": str(now_ms())})
+                                                   "index.creation_date": str(now_ms()),
+                                                   "index.replication.type": "DOCUMENT",
+                                                   "index.version.created": "136408027"})
                 nested: dict[str, Any] = {}
                 for key, value in settings.items():
                     node = nested
@@ -480,6 +482,8 @@ class Search:
             from .rerank import run_response_processors
 
             response = run_response_processors(self, pipeline_name, pipeline, body, response)
+            # Seen on 2.19.1: a search through a pipeline answers with an (empty) profile section.
+            response.setdefault("profile", {"shards": []})
         return Response(200, response)
 
     @staticmethod
