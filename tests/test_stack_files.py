@@ -1,8 +1,9 @@
-"""The Docker stack's files, checked without Docker: the compose files, ./demo, scripts/integration, the workflow.
+"""The stack's files, checked statically: the compose files, ./demo, scripts/version-matrix, the workflow.
 
-Nothing here starts a container (this machine has no Docker engine); what can be proved statically is: the YAML
-has the structure the stack needs, the scripts parse and call the CLI with arguments it accepts, they fail with a
-clear message when Docker is missing, and every URL, key and version is spelled the same in every file.
+Nothing here starts a container (this machine has no Docker engine) or a node (the real layer does, and ./demo was
+run by hand without Docker); what can be proved statically is: the YAML has the structure the stack needs, the
+scripts parse and call the CLI with arguments it accepts, ./demo picks its way and says clearly when it cannot,
+and every URL, key and version is spelled the same in every file.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import pytest
 import yaml
 
 from os_rerank.cli import SERVE_KEY_ID_ENV, SERVE_SECRET_ENV, build_parser
-from tests.test_integration_bytes import RECORD_FILE
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPTS = [REPO / "demo", REPO / "scripts" / "integration"]
+SCRIPTS = [REPO / "demo"]
+RECORD_FILE = "/tmp/os-rerank-received.jsonl"  # docker-compose.yml: the endpoint's --record, for debugging
 DUMMY_KEY_ID, DUMMY_SECRET = "os-rerank-local", "os-rerank-local-secret"
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -47,8 +48,8 @@ def example() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def workflow_versions() -> list[str]:
-    job = _yaml(".github/workflows/integration.yml")["jobs"]["opensearch"]
-    return [str(v) for v in job["strategy"]["matrix"]["opensearch"]]
+    job = _yaml(".github/workflows/integration.yml")["jobs"]["matrix"]
+    return re.findall(r"\d+\.\d+\.\d+", next(s["run"] for s in job["steps"] if "version-matrix" in s.get("run", "")))
 
 
 def _default_version(compose: dict[str, Any]) -> str:
@@ -138,13 +139,17 @@ def test_secure_override_turns_security_on_with_the_password_from_the_environmen
     assert '-u "admin:$${OPENSEARCH_INITIAL_ADMIN_PASSWORD}"' in check
 
 
-# --- ./demo and scripts/integration -----------------------------------------------------------------------------
+# --- ./demo ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_script_is_executable_bash_that_parses(script: Path) -> None:
-    assert script.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
+@pytest.mark.parametrize("script", [*SCRIPTS, REPO / "scripts" / "version-matrix"], ids=lambda p: p.name)
+def test_script_is_executable_and_parses(script: Path) -> None:
+    text = script.read_text(encoding="utf-8")
     assert script.stat().st_mode & stat.S_IXUSR, f"{script.name} is not executable"
+    if text.startswith("#!/usr/bin/env python3\n"):
+        compile(text, str(script), "exec")
+        return
+    assert text.startswith("#!/usr/bin/env bash\n")
     done = subprocess.run([BASH, "-n", str(script)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
@@ -158,27 +163,53 @@ def test_script_passes_shellcheck(script: Path) -> None:
     assert done.returncode == 0, done.stdout
 
 
+SHELL_VALUES = {"$config": "config.local.yaml", "$version": "2.19.1", "$query": "q"}
+
+
 def _os_rerank_calls(script: Path) -> list[list[str]]:
+    """Each `.../bin/os-rerank ...` command line of a script, cut at the first shell operator, variables filled."""
     calls = []
     for line in script.read_text(encoding="utf-8").splitlines():
-        words = shlex.split(line, comments=True)
-        if words and words[0].endswith("bin/os-rerank"):
-            calls.append(words[1:])
+        words = shlex.split(line.replace("\\", ""), comments=True)
+        while words and ("=" in words[0] and not words[0].startswith("-") or words[0] == "nohup"):
+            words = words[1:]  # VAR=value prefixes, nohup
+        if not (words and words[0].endswith("bin/os-rerank")):
+            continue
+        argv = []
+        for word in words[1:]:
+            if word in ("||", "|", "&&", ";;", ";", "&") or word.startswith((">", "2>")):
+                break
+            argv.append(SHELL_VALUES.get(word, word))
+        calls.append(argv)
     return calls
 
 
-def test_demo_runs_setup_then_search_compare_on_the_example_config() -> None:
+def test_demo_runs_a_real_node_then_setup_search_and_a_second_setup_that_changes_nothing() -> None:
     calls = _os_rerank_calls(REPO / "demo")
-    assert calls == [
-        ["setup", "--config", "config.example.yaml"],
-        ["search", "--config", "config.example.yaml", "What is the capital of the United States?", "--compare"],
-    ]
+    assert [c[:2] for c in calls] == [
+        ["local", "down"],  # ./demo down
+        ["local", "up"],  # no Docker: a real node from Maven artifacts
+        ["serve", "--port"],  # and the endpoint
+        ["setup", "--config"], ["search", "--config"], ["setup", "--config"]]
     parser = build_parser()
     for argv in calls:
         parser.parse_args(argv)  # arguments the CLI accepts (argparse exits on a bad one)
     text = (REPO / "demo").read_text(encoding="utf-8")
-    assert "docker compose up -d --build --wait" in text
+    assert "docker compose up -d --build --wait" in text  # with a Docker daemon, the compose stack
+    assert 'grep -q "^No changes" "$state/second-setup.txt"' in text
     assert "-m venv .venv" in text and ".venv/bin/python -m pip install -q -e ." in text
+
+
+def test_the_local_config_differs_from_the_example_only_in_where_things_are(example) -> None:
+    local = _yaml("config.local.yaml")
+    assert local["opensearch"].pop("url") == "http://127.0.0.1:9200"
+    assert local["sagemaker"].pop("endpoint_url") == \
+        "http://127.0.0.1:8080/endpoints/os-rerank-cross-encoder/invocations"
+    assert local["sagemaker"].pop("local_endpoint_url") == "http://127.0.0.1:8080"
+    for section in ("opensearch", "sagemaker"):
+        for key in ("url", "endpoint_url", "local_endpoint_url"):
+            example[section].pop(key, None)
+    assert local == example
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -190,10 +221,10 @@ def test_scripts_export_the_endpoints_dummy_keys_and_never_real_ones(script: Pat
 
 
 def _fake_path(tmp_path: Path, docker: str | None) -> dict[str, str]:
-    """An environment whose PATH has only what the scripts need before their Docker checks, plus a fake docker."""
+    """An environment whose PATH has only what the demo needs before its checks, plus a fake docker."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("dirname", "cat"):
+    for tool in ("dirname", "cat", "rm"):
         found = shutil.which(tool)
         assert found, tool
         (bin_dir / tool).symlink_to(found)
@@ -207,68 +238,67 @@ def _fake_path(tmp_path: Path, docker: str | None) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("docker", "message"),
     [
-        (None, "docker not found"),
-        ('[ "$1" = info ] && exit 1; exit 0', "the Docker daemon is not running"),
-        ('[ "$1" = compose ] && exit 1; exit 0', "'docker compose' (Compose v2) not found"),
+        (None, "OS_RERANK_DEMO=docker, but docker, its daemon or 'docker compose' (Compose v2) is missing."),
+        ('[ "$1" = info ] && exit 1; exit 0', "OS_RERANK_DEMO=docker, but docker, its daemon"),
+        ('[ "$1" = compose ] && exit 1; exit 0', "OS_RERANK_DEMO=docker, but docker, its daemon"),
     ],
     ids=["no-docker", "daemon-down", "no-compose"],
 )
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_scripts_stop_with_a_clear_message_without_docker(tmp_path: Path, script: Path, docker: str | None,
-                                                          message: str) -> None:
-    env = _fake_path(tmp_path, docker)
-    done = subprocess.run([BASH, str(script)], capture_output=True, text=True, env=env, timeout=30, check=False)
+def test_demo_asked_for_docker_without_it_stops_with_a_clear_message(tmp_path: Path, docker: str | None,
+                                                                     message: str) -> None:
+    env = {**_fake_path(tmp_path, docker), "OS_RERANK_DEMO": "docker"}
+    done = subprocess.run([BASH, str(REPO / "demo")], capture_output=True, text=True, env=env, timeout=30,
+                          check=False)
     assert done.returncode == 1
-    assert message in done.stderr, done.stderr
+    assert message in done.stderr
     assert done.stdout == ""  # nothing was installed or started before the check
 
 
-def test_integration_script_runs_the_suite_against_a_fresh_stack_and_tears_it_down(compose, example) -> None:
-    text = (REPO / "scripts" / "integration").read_text(encoding="utf-8")
-    assert "trap 'docker compose down -v --remove-orphans' EXIT" in text
-    assert text.index("trap ") < text.index("docker compose up -d --build --wait")
-    assert f'OPENSEARCH_VERSION="${{1:-${{OPENSEARCH_VERSION:-{_default_version(compose)}}}}}"' in text
-    exports = dict(re.findall(r"^export (OPENSEARCH_URL|OS_RERANK_\w+_URL)=(\S+)$", text, re.M))
-    assert exports == {
-        "OPENSEARCH_URL": example["opensearch"]["url"],
-        "OS_RERANK_ENDPOINT_URL": example["sagemaker"]["endpoint_url"],
-        "OS_RERANK_LOCAL_ENDPOINT_URL": example["sagemaker"]["local_endpoint_url"],
-    }
-    assert '"$python" -m pytest tests/scenarios tests/test_integration_*.py -rs "$@"' in text
+def test_demo_refuses_an_unknown_way_and_down_with_nothing_started(tmp_path: Path) -> None:
+    env = {**_fake_path(tmp_path, None), "OS_RERANK_DEMO": "kubernetes"}
+    done = subprocess.run([BASH, str(REPO / "demo")], capture_output=True, text=True, env=env, timeout=30,
+                          check=False)
+    assert (done.returncode, done.stderr) == (1, "demo: OS_RERANK_DEMO must be local or docker, not 'kubernetes'.\n")
+    work = tmp_path / "copy"  # a checkout where ./demo never ran
+    work.mkdir()
+    shutil.copy(REPO / "demo", work / "demo")
+    env = {k: v for k, v in env.items() if k != "OS_RERANK_DEMO"}
+    done = subprocess.run([BASH, str(work / "demo"), "down"], capture_output=True, text=True, env=env, timeout=30,
+                          check=False)
+    assert (done.returncode, done.stdout) == (0, "demo: nothing to stop (./demo has not run here)\n")
 
 
 # --- the workflow ---------------------------------------------------------------------------------------------------
 
 
-def test_workflow_runs_the_integration_script_on_a_2x_and_a_3x(compose, workflow_versions) -> None:
-    majors = sorted(_version(v)[0] for v in workflow_versions)
+def test_workflow_runs_the_version_matrix_on_a_2x_and_a_3x(compose, workflow_versions) -> None:
+    majors = sorted({_version(v)[0] for v in workflow_versions})
     assert majors == [2, 3]
     assert all(_version(v) >= (2, 12, 0) for v in workflow_versions)
     assert _default_version(compose) in workflow_versions
     wf = _yaml(".github/workflows/integration.yml")
     triggers = wf[True]  # YAML 1.1 reads the key `on` as a boolean
     assert "push" in triggers and "pull_request" in triggers
-    job = wf["jobs"]["opensearch"]
+    job = wf["jobs"]["matrix"]
     assert job["runs-on"] == "ubuntu-latest"
     runs = [step.get("run", "") for step in job["steps"]]
-    assert any("vm.max_map_count=262144" in r for r in runs)
-    assert any(r.startswith("scripts/integration ") and "matrix.opensearch" in r for r in runs)
+    assert any(r.startswith("scripts/version-matrix --secure ") for r in runs)
     python = [s["with"]["python-version"] for s in job["steps"] if "setup-python" in s.get("uses", "")]
     assert python == ["3.11"]
 
 
-def test_readme_documents_the_local_stack(workflow_versions) -> None:
+def test_readme_documents_the_local_node_and_the_docker_stack(workflow_versions) -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert "./demo" in quick
-    section = readme.split("## Local stack (Docker)", 1)[1].split("\n## ", 1)[0]
-    for needed in ("./demo", "scripts/integration", "docker-compose.secure.yml", "OPENSEARCH_INITIAL_ADMIN_PASSWORD",
-                   "OPENSEARCH_URL not set", ".ci/run", *workflow_versions):
+    section = readme.split("## A real OpenSearch on this machine", 1)[1].split("\n## ", 1)[0]
+    for needed in ("os-rerank local up", "--secure", "./demo", "docker-compose.secure.yml",
+                   "OPENSEARCH_INITIAL_ADMIN_PASSWORD", "scripts/version-matrix", ".ci/run", *workflow_versions):
         assert needed in section, needed
 
 
 def test_no_real_looking_aws_key_in_the_stack_files() -> None:
-    files = ["docker-compose.yml", "docker-compose.secure.yml", "demo", "scripts/integration",
-             ".github/workflows/integration.yml"]
+    files = ["docker-compose.yml", "docker-compose.secure.yml", "demo", "scripts/version-matrix",
+             ".github/workflows/integration.yml", "config.local.yaml", ".ci/run"]
     for name in files:
         assert not re.search(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b", (REPO / name).read_text(encoding="utf-8")), name
