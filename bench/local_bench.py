@@ -10,7 +10,8 @@
 
     python bench/local_bench.py [--version 2.19.1] [--repeats 30] [--keep]
 
-The node is built under a temporary home on port 9280 and removed afterwards (--keep keeps it).
+The node and a cache of its artifacts are built in a temporary folder (port 9280) and removed afterwards (--keep
+keeps them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -34,9 +36,9 @@ SIZES = (10, 50, 100)
 
 
 class ZeroWork:
-    """A scorer that does nothing: every pair scores by its position, so the endpoint's compute is ~0."""
+    """A scorer that does no work: a pair's score is 1 / (1 + its position), so the endpoint's compute is ~0."""
 
-    name = "zero-work (constant scores)"
+    name = "zero-work (scores by position)"
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         return [1.0 / (1 + i) for i in range(len(pairs))]
@@ -83,23 +85,22 @@ def main() -> int:
     started = time.monotonic()
     node = build.build_node(wanted, home, cache, java, run_as)
     print(f"assembly      {time.monotonic() - started:.1f} s (unzip, modules, 4 plugins through opensearch-plugin)")
-    first = local.start_node(node, run_as)
-    rss = local.rss_bytes(local.node_pid(node) or 0) or 0
-    print(f"first start   {first:.1f} s to green (RSS {rss / 1e9:.2f} GB)")
-    local.stop_node(node)
-    warm = local.start_node(node, run_as)
-    print(f"warm start    {warm:.1f} s to green")
-
     try:
+        first = local.start_node(node, run_as)
+        rss = local.rss_bytes(local.node_pid(node) or 0) or 0
+        print(f"first start   {first:.1f} s to green (RSS {rss / 1e9:.2f} GB)")
+        local.stop_node(node)
+        warm = local.start_node(node, run_as)
+        print(f"warm start    {warm:.1f} s to green")
         measure_setup_and_pipeline(node, args.repeats, work)
-        pid = local.node_pid(node)
-        print(f"RSS           {(local.rss_bytes(pid or 0) or 0) / 1e9:.2f} GB after setup and the searches "
-              f"(heap {wanted.heap})")
+        rss = local.rss_bytes(local.node_pid(node) or 0) or 0
+        print(f"RSS           {rss / 1e9:.2f} GB after setup and the searches (heap {wanted.heap})")
     finally:
         if args.keep:
             print(f"kept: {node.folder} (os-rerank local down --dir {home} --name bench --purge)")
         else:
-            local.down(node, purge=True)
+            local.stop_node(node)
+            shutil.rmtree(work, ignore_errors=True)  # the node and its own cache of the artifacts
     return 0
 
 

@@ -7,6 +7,7 @@ says which steps finished; running setup again reads the cluster by name and com
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,7 +97,8 @@ def apply_plan(
         try:
             run.apply(action)
         except OsRerankError as exc:
-            run.settle()
+            with contextlib.suppress(OsRerankError):  # best effort: the cluster may be what failed
+                run.settle()
             raise _half_done(exc, action, run.result.steps, plan.actions[i + 1:]) from None
         except KeyboardInterrupt:
             stopped = OsRerankError("interrupted")

@@ -17,7 +17,7 @@ from typing import TextIO
 from . import __version__
 from .config import ENV_OVERRIDES, Config, load_config
 from .contracts import CONTRACT_NAMES
-from .errors import OsRerankError
+from .errors import LocalNodeError, OsRerankError
 from .output import Env, print_json, print_rendered, redact, table
 
 Handler = Callable[[argparse.Namespace, Env], int]
@@ -357,20 +357,31 @@ def _cmd_local(args: argparse.Namespace, env: Env) -> int:
 
     from .local import node as local
 
-    home = Path(args.dir).expanduser() if args.dir else local.default_home(env.environ)
+    home = Path(args.dir).expanduser().absolute() if args.dir else local.default_home(env.environ)
+    try:
+        return _local_action(args, env, home)
+    except OSError as exc:  # a folder or file os-rerank may not touch, a full disk: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise LocalNodeError(f"{exc.strerror or exc}{where}", fix="check the folder's owner and free space") \
+            from None
+
+
+def _local_action(args: argparse.Namespace, env: Env, home: object) -> int:
+    from pathlib import Path
+
+    from .local import node as local
+
+    assert isinstance(home, Path)
     if args.action == "up":
-        secure = bool(args.secure)
-        wanted = local.Wanted(
-            name=args.name or local.default_name(secure), version=args.version,
-            port=args.port or (local.DEFAULT_SECURE_PORT if secure else local.DEFAULT_PORT), secure=secure,
-            heap=args.heap)
+        ask = local.Ask(name=args.name or local.default_name(bool(args.secure)), version=args.version,
+                        port=args.port, secure=args.secure, heap=args.heap)
         try:
-            result = local.up(wanted, home=home, cache_root=local.default_cache(env.environ), environ=env.environ,
+            result = local.up(ask, home=home, cache_root=local.default_cache(env.environ), environ=env.environ,
                               repository=args.repository, fresh=args.fresh, timeout=args.timeout,
                               progress=lambda line: env.err(f"local: {line}"))
         except KeyboardInterrupt:
-            stopped = OsRerankError("interrupted: nothing was left running, and no partial download or build "
-                                    "remains", fix="run `os-rerank local up` again")
+            stopped = OsRerankError("interrupted: the node that was starting is stopped, and no partial download "
+                                    "or build remains", fix="run `os-rerank local up` again")
             stopped.exit_code = EXIT_INTERRUPTED
             raise stopped from None
         if args.json:
@@ -579,13 +590,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "~/.local/share/os-rerank/local, /var/lib/os-rerank/local for root)")
         return a
 
-    a = local_action("up", "build (first time: downloads ~470 MB from Maven) and start a node; wait until healthy")
+    a = local_action("up", "build (the first time: ~430 MB from Maven) and start a node; wait until it is healthy")
     a.add_argument("--version", default="2.19.1", metavar="X.Y.Z", help="OpenSearch version (default: 2.19.1)")
-    a.add_argument("--port", type=int, metavar="N", help="HTTP port on 127.0.0.1 (default: 9200, 9201 with --secure)")
-    a.add_argument("--secure", action="store_true",
+    a.add_argument("--port", type=int, metavar="N",
+                   help="HTTP port on 127.0.0.1 (default: the node's own, else 9200, or 9201 with --secure)")
+    a.add_argument("--secure", action="store_const", const=True, default=None,
                    help="with the security plugin: TLS (its demo CA), basic auth as admin with a generated password")
     a.add_argument("--name", metavar="NAME", help="the node's name (default: plain, or secure with --secure)")
-    a.add_argument("--heap", default="1g", metavar="SIZE", help="JVM heap (default: 1g)")
+    a.add_argument("--heap", metavar="SIZE", help="JVM heap (default: the node's own, else 1g)")
     a.add_argument("--repository", metavar="URL", help="Maven repository or mirror to download from (env "
                    "OS_RERANK_MAVEN_REPOSITORY; default: the mirror in Maven's settings.xml, else Maven Central)")
     a.add_argument("--fresh", action="store_true", help="remove the node (and its data) and build it again")

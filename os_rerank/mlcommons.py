@@ -54,11 +54,6 @@ class Found:
     body: dict[str, Any]
 
     @property
-    def name(self) -> str | None:
-        value = self.body.get("name")
-        return str(value) if value is not None else None
-
-    @property
     def model_state(self) -> str:
         return str(self.body.get("model_state", "UNKNOWN"))
 

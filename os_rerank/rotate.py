@@ -22,7 +22,6 @@ OnEvent = Callable[[str], None]
 # verify(cluster, config, model_id) raises when the roundtrip fails; default: `predict_roundtrip`.
 Verify = Callable[[Cluster, Config, str], None]
 
-_ML = ml.BASE
 POLL_SECONDS = 1.0
 TIMEOUT_SECONDS = 120.0
 
@@ -75,11 +74,11 @@ def deploy_model(
     poll: float = POLL_SECONDS,
 ) -> None:
     """Deploy `model_id` and poll until DEPLOYED; ClusterError on DEPLOY_FAILED or after `timeout`."""
-    cluster.request("POST", f"{_ML}/models/{model_id}/_deploy")
+    cluster.request("POST", ml.path(ml.MODELS, model_id, "_deploy"))
     start = clock()
     while True:
-        state = str((cluster.request("GET", f"{_ML}/models/{model_id}") or {}).get("model_state", ""))
-        if state == "DEPLOYED":
+        state = str((cluster.request("GET", ml.path(ml.MODELS, model_id)) or {}).get("model_state", ""))
+        if state == ml.DEPLOYED:
             return
         if state in ml.FAILED_STATES:
             raise ClusterError(f"model {model_id} is {state} after the credential update",
@@ -127,10 +126,10 @@ def rotate_credentials(
     step(f"connector {connector_id}: {len(models)} model(s) use it")
     deployed = [m for m, state in models if state in ml.LOADED_STATES]
     for model_id in deployed:
-        cluster.request("POST", f"{_ML}/models/{model_id}/_undeploy")
+        cluster.request("POST", ml.path(ml.MODELS, model_id, "_undeploy"))
         step(f"undeployed model {model_id}")
     try:
-        cluster.request("PUT", f"{_ML}/connectors/{connector_id}", body={"credential": dict(cred.values)})
+        cluster.request("PUT", ml.path(ml.CONNECTORS, connector_id), body={"credential": dict(cred.values)})
     except OsRerankError:
         for model_id in deployed:
             try:

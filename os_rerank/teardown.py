@@ -113,10 +113,9 @@ def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
 
     if config.model.group:
         groups = _find(cluster, ml.MODEL_GROUPS, config.model.group, report, on_step)
-        ours = set(deleted.get(ml.MODELS, ("", []))[1])
         for group in groups or ():
-            try:
-                left = [m.id for m in _models_in_group(cluster, group.id) if m.id not in ours]
+            try:  # read by id: the models just deleted are gone, whatever the (lagging) search still says
+                left = [m.id for m in _models_in_group(cluster, group.id)]
             except OsRerankError as exc:
                 failure = OsRerankError(f"cannot list its models: {exc.message}", fix=exc.fix)
                 step("model group", config.model.group, group.id, functools.partial(_raise, failure))

@@ -52,7 +52,7 @@ class Backend:
     tmp_path: Path
     double: Any = None
     endpoint: Any = None
-    environ: dict[str, str] = field(default_factory=dict)
+    environ: dict[str, str] = field(default_factory=dict, repr=False)  # may hold a node's password
     endpoints: dict[str, EndpointServer] = field(default_factory=dict)  # contract -> endpoint
     owned: list[EndpointServer] = field(default_factory=list)  # endpoints this backend started and stops
 
@@ -147,7 +147,7 @@ class RealCluster:
 
     kind: str
     url: str
-    environ: dict[str, str]
+    environ: dict[str, str] = field(repr=False)  # may hold a node's password
     started_here: bool = False
     name: str | None = None
 
@@ -184,12 +184,12 @@ class RealClusters:
         from os_rerank.local import node as local
 
         name, port, secure = REAL_NODES[kind]
-        wanted = local.Wanted(name=name, version="2.19.1", port=port, secure=secure, heap="1g")
+        ask = local.Ask(name=name, version="2.19.1", port=port, secure=secure, heap="1g")
         home = local.default_home(os.environ)
         try:
             before = local.load_node(home, name)
             running = before is not None and local.status(before).pid is not None
-            result = local.up(wanted, home=home, cache_root=local.default_cache(os.environ), environ=os.environ)
+            result = local.up(ask, home=home, cache_root=local.default_cache(os.environ), environ=os.environ)
         except Exception as exc:  # reported by every real test, not raised into pytest's collection
             return exc
         node = result.node

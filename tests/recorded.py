@@ -8,8 +8,8 @@ the shape (keys and value types, recursively), and for errors their type and rea
 - `scripts/record-real` plays them on a fresh real node and writes tests/data/recorded/opensearch-<version>.json.
 - tests/test_recorded.py plays them on a fresh double and on a fresh real node, and compares both with the file:
   where the double differs from the recording the double is wrong; where the node differs, the recording is stale.
-Searches over ML Commons' system indices run after `settle` (a real node refreshes them every second), so their
-answers do not depend on timing; the lag itself is tested in tests/test_double.py.
+Searches over ML Commons' system indices run after `settle`: on a real node a 1.5 s wait, longer than the second
+in which it refreshes them; on the double, catching its lag up. The lag itself is tested in tests/test_double.py.
 """
 
 from __future__ import annotations
@@ -24,17 +24,17 @@ from typing import Any
 
 from os_rerank.config import load_config
 from os_rerank.contracts import get_contract
-from os_rerank.render import connector_body, index_body, model_body, model_group_body, pipeline_body
+from os_rerank.mlcommons import BASE as ML
+from os_rerank.render import connector_body, index_body, model_body, model_group_body, parse_version, pipeline_body
+from os_rerank.state import PRIVATE_IP as _PRIVATE
+from os_rerank.state import TRUSTED_REGEX as _TRUSTED
 
 RECORDINGS = Path(__file__).resolve().parent / "data" / "recorded"
-ML = "/_plugins/_ml"
 INDEX, PIPELINE = "os-rerank-recorded", "os_rerank_recorded"
 NAMES = {"connector": "os-rerank recorded connector", "model": "os-rerank recorded model",
          "group": "os-rerank-recorded"}
 QUERY = "What is the capital of the United States?"
 DOCS = ["Washington, D.C. is the capital of the United States.", "Capital punishment has existed for centuries."]
-_TRUSTED = "plugins.ml_commons.trusted_connector_endpoints_regex"
-_PRIVATE = "plugins.ml_commons.connector.private_ip_enabled"
 
 Ctx = dict[str, Any]
 
@@ -81,13 +81,12 @@ def _plugins(status: int, body: Any) -> Any:
     return {"status": status, "components": sorted({row["component"] for row in body}) if status == 200 else body}
 
 
-def steps(endpoint_url: str, tmp: Path) -> list[Step]:
-    """The requests, with os-rerank's own bodies for a connector to `endpoint_url`."""
+def steps(endpoint_url: str, tmp: Path, version: str = "2.19.1") -> list[Step]:
+    """The requests, with os-rerank's own bodies (as rendered for `version`) for a connector to `endpoint_url`."""
     config = _config(endpoint_url, tmp)
-    version = (2, 19, 1)
     from tests.backends import ACCESS_KEY, SECRET_KEY  # the key pair the test endpoint accepts
 
-    connector = connector_body(config, version=version, credential={"access_key": ACCESS_KEY,
+    connector = connector_body(config, version=parse_version(version), credential={"access_key": ACCESS_KEY,
                                                                     "secret_key": SECRET_KEY})
     predict = {"query_text": QUERY, "text_docs": DOCS}
     bulk = "".join(json.dumps({"index": {"_index": INDEX, "_id": str(i)}}) + "\n"
@@ -294,15 +293,14 @@ def play_on_fresh_node(version: str, name: str, port: int, tmp: Path) -> list[di
     from tests.backends import ENDPOINT_NAME, endpoint_credentials
 
     home = local.default_home(os.environ)
-    wanted = local.Wanted(name=name, version=version, port=port, secure=False, heap="1g")
-    node = local.up(wanted, home=home, cache_root=local.default_cache(os.environ), environ=os.environ,
-                    fresh=True).node
+    ask = local.Ask(name=name, version=version, port=port, secure=False, heap="1g")
+    node = local.up(ask, home=home, cache_root=local.default_cache(os.environ), environ=os.environ, fresh=True).node
     endpoint = EndpointServer(get_contract("hf-text-classification"), LexicalScorer(), endpoint_name=ENDPOINT_NAME,
                               credentials=endpoint_credentials()).start()
     try:
         client = OpenSearch(hosts=[node.url], max_retries=0, timeout=60)
         url = f"{endpoint.url}/endpoints/{ENDPOINT_NAME}/invocations"
-        return run_steps(Target(client), steps(url, tmp))
+        return run_steps(Target(client), steps(url, tmp, version))
     finally:
         endpoint.stop()
         local.down(node, purge=True)

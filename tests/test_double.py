@@ -307,8 +307,13 @@ def test_register_deploy_and_tasks(opensearch_double: OpenSearchDouble) -> None:
     assert call(opensearch_double, "GET", f"{ML}/tasks/{deployed['task_id']}")["state"] == "COMPLETED"
     assert call(opensearch_double, "GET", f"{ML}/models/{registered['model_id']}")["model_state"] == "DEPLOYED"
     opensearch_double.settle_searches()
-    found = call(opensearch_double, "POST", f"{ML}/models/_search", {"query": {"term": {"connector_id": connector_id}}})
-    assert found["hits"]["total"]["value"] == 1
+    by_keyword = {"query": {"term": {"connector_id.keyword": connector_id}}}
+    assert call(opensearch_double, "POST", f"{ML}/models/_search", by_keyword)["hits"]["total"]["value"] == 1
+    # As on a real node: the model index maps connector_id as analyzed text, so a term on the field itself only
+    # meets lower-cased word tokens, never an id with capitals.
+    assert connector_id != connector_id.lower()
+    by_text = {"query": {"term": {"connector_id": connector_id}}}
+    assert call(opensearch_double, "POST", f"{ML}/models/_search", by_text)["hits"]["total"]["value"] == 0
 
 
 def test_ml_searches_lag_writes_as_on_a_real_node() -> None:

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from os_rerank.cli import main
-from os_rerank.errors import LocalNodeError
+from os_rerank.errors import ConfigError, LocalNodeError
 from os_rerank.local import distribution as dist
 from os_rerank.local import host
 from os_rerank.local import node as local
-from os_rerank.local.build import Wanted
 from os_rerank.local.host import RunAs
 from os_rerank.local.layout import NodeInfo
 from os_rerank.local.maven import (
@@ -139,17 +138,17 @@ def test_an_artifact_is_checked_against_its_published_sha1_then_served_from_the_
 
 
 def test_a_download_that_does_not_match_its_sha1_is_refused_and_not_kept(tmp_path: Path, repo: Repository) -> None:
-    artifact = dist.painless_artifact(VERSION)
+    artifact = dist.module_artifact(dist.MODULES[0], VERSION)
     served = Path(repo.url[len("file://"):]) / artifact.path
     served.with_name(served.name + ".sha1").write_text("0" * 40)
     with pytest.raises(LocalNodeError, match=r"SHA-1 [0-9a-f]{40} does not match the published \.sha1 0{40}"):
         fetch(tmp_path, repo, artifact)
-    assert not list((tmp_path / "cache").rglob(f"{artifact.file_name}*"))
+    assert [p.name for p in (tmp_path / "cache").rglob(f"{artifact.file_name}*")] == [f"{artifact.file_name}.lock"]
 
 
 def test_without_a_published_sha1_a_pinned_one_is_used_else_one_is_recorded(tmp_path: Path) -> None:
     pinned = Repository(make_repository(tmp_path / "pinned", "2.19.1", sha1=False).as_uri(), "test", local=None)
-    real_jar = dist.painless_artifact("2.19.1")
+    real_jar = dist.module_artifact(dist.MODULES[0], "2.19.1")
     assert real_jar.coordinates in PINNED_SHA1  # the real jar's SHA-1; the fake one differs
     with pytest.raises(LocalNodeError, match="does not match the pinned"):
         fetch(tmp_path, pinned, real_jar)
@@ -184,9 +183,9 @@ def test_an_artifact_that_is_not_served_says_so(tmp_path: Path, repo: Repository
 def test_versions_and_their_java() -> None:
     assert dist.parse_version("2.19.1") == (2, 19, 1)
     for bad in ("2.19", "latest", "2.19.1-SNAPSHOT", ""):
-        with pytest.raises(LocalNodeError, match="not an OpenSearch release"):
+        with pytest.raises(ConfigError, match="not an OpenSearch release"):
             dist.parse_version(bad)
-    with pytest.raises(LocalNodeError, match="needs OpenSearch 2.12 or newer"):
+    with pytest.raises(ConfigError, match="needs OpenSearch 2.12 or newer"):
         dist.parse_version("2.11.1")
     assert dist.java_range((2, 19, 1)) == (11, 21) and dist.java_range((3, 3, 0)) == (21, None)
 
@@ -228,7 +227,7 @@ def test_the_node_configuration_is_a_laptop_node_and_leaves_connector_settings_t
     assert "trusted_connector_endpoints_regex" not in yml and "private_ip_enabled" not in yml
     assert dist.check_heap("2g") == "2g"
     for bad in ("1", "256m", "lots"):
-        with pytest.raises(LocalNodeError, match="--heap"):
+        with pytest.raises(ConfigError, match="--heap"):
             dist.check_heap(bad)
 
 
@@ -262,8 +261,8 @@ def fake_home(tmp_path: Path) -> Iterator[dict[str, object]]:
 
 def up(ctx: dict[str, object], name: str = "plain", *, port: int | None = None, timeout: float = 20,
        progress: list[str] | None = None, **kw: object) -> local.UpResult:
-    wanted = Wanted(name, str(kw.pop("version", VERSION)), port or free_port(), False, "1g")
-    return local.up(wanted, home=ctx["home"], cache_root=ctx["cache"], environ=ctx["env"],  # type: ignore[arg-type]
+    ask = local.Ask(name, str(kw.pop("version", VERSION)), port or free_port(), False, "1g")
+    return local.up(ask, home=ctx["home"], cache_root=ctx["cache"], environ=ctx["env"],  # type: ignore[arg-type]
                     repository=str(ctx["repo"]), timeout=timeout, run_as=ME,
                     progress=(progress.append if progress is not None else lambda _: None), **kw)  # type: ignore
 
@@ -278,7 +277,7 @@ def test_up_builds_starts_and_reports_then_down_stops_and_up_starts_again(fake_h
     node = first.node
     painless = node.distribution / "modules" / "lang-painless"
     assert sorted(p.name for p in painless.iterdir()) == [
-        "antlr4-runtime-4.13.1.jar", f"lang-painless-{VERSION}.jar", f"opensearch-scripting-painless-spi-{VERSION}.jar",
+        "antlr4-runtime-0.0.1.jar", f"lang-painless-{VERSION}.jar", f"opensearch-scripting-painless-spi-{VERSION}.jar",
         "plugin-descriptor.properties", "plugin-security.policy"]
     reindex = node.distribution / "modules" / "reindex"  # codec came transitively; opensearch-core is in lib/
     assert sorted(p.name for p in reindex.iterdir()) == [
@@ -328,12 +327,12 @@ def test_an_interrupted_build_leaves_no_partial_node_or_download(fake_home: dict
         if line.startswith("installing plugin opensearch-ml"):
             raise KeyboardInterrupt
 
-    wanted = Wanted("plain", VERSION, free_port(), False, "1g")
+    ask = local.Ask("plain", VERSION, free_port(), False, "1g")
     with pytest.raises(KeyboardInterrupt):
-        local.up(wanted, home=fake_home["home"], cache_root=fake_home["cache"], environ=fake_home["env"],  # type: ignore
+        local.up(ask, home=fake_home["home"], cache_root=fake_home["cache"], environ=fake_home["env"],  # type: ignore
                  repository=str(fake_home["repo"]), run_as=ME, progress=interrupt)
     home = Path(str(fake_home["home"]))
-    assert sorted(p.name for p in home.iterdir()) == []
+    assert sorted(p.name for p in home.iterdir()) == [".plain.lock"]  # no node, no .partial
     assert not list(Path(str(fake_home["cache"])).rglob("*.part"))
 
 
@@ -385,11 +384,17 @@ def test_cli_env_points_at_a_secured_node_without_printing_its_password(tmp_path
     assert json.loads(out)[0]["state"] == "stopped"
 
 
-def test_cli_up_refuses_bad_values_with_exit_8(tmp_path: Path) -> None:
-    code, _, err = run("local", "up", "--dir", str(tmp_path), "--version", "2.11.0")
-    assert code == 8 and "needs OpenSearch 2.12 or newer" in err
-    code, _, err = run("local", "up", "--dir", str(tmp_path), "--heap", "lots")
-    assert code == 8 and "--heap: expected a size like 1g or 512m" in err
+def test_cli_up_refuses_bad_values_before_doing_anything(tmp_path: Path) -> None:
+    for argv, message in ((["--version", "2.11.0"], "--version 2.11.0: os-rerank needs OpenSearch 2.12 or newer"),
+                          (["--version", "latest"], "--version: not an OpenSearch release: 'latest'"),
+                          (["--heap", "lots"], "--heap: expected a size like 1g or 512m"),
+                          (["--port", "70000"], "--port: 70000 is not a port a node can listen on"),
+                          (["--name", "../etc"], "--name: '../etc' is not a node name"),
+                          (["--name", "Plain Node"], "--name: 'Plain Node' is not a node name")):
+        code, out, err = run("local", "up", "--dir", str(tmp_path), *argv)
+        assert (code, out) == (2, ""), err
+        assert err.splitlines()[0].startswith(f"os-rerank: error: {message}")
+    assert list(tmp_path.iterdir()) == []  # nothing was made
 
 
 def test_sha1_helper_matches_hashlib(tmp_path: Path) -> None:

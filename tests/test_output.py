@@ -27,3 +27,10 @@ def test_secret_assignments_are_redacted_by_shape() -> None:
     assert redact('aws_secret_access_key = wJalrXUtnFEMI/K7MDENG') == "aws_secret_access_key = ***"
     assert redact('{"secret_key": "abc123", "region": "us-west-2"}') == '{"secret_key": "***", "region": "us-west-2"}'
     assert redact("password=hunter2 user=bob") == "password=*** user=bob"
+
+
+def test_a_shell_reference_to_a_secret_is_not_itself_redacted() -> None:
+    """`os-rerank local env` prints how to read the password, never the password: that line must stay readable."""
+    line = 'export OPENSEARCH_PASSWORD="$(cat /var/lib/os-rerank/local/secure/admin-password)"'
+    assert redact(line) == line
+    assert redact('OPENSEARCH_PASSWORD="s3cr3t"') == 'OPENSEARCH_PASSWORD="***"'

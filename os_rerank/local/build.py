@@ -1,4 +1,4 @@
-"""Build a node: fetch every artifact, unpack the distribution, add lang-painless, install the plugins, configure.
+"""Build a node: fetch every artifact, unpack the distribution, add the modules, install the plugins, configure.
 
 Everything happens in `<home>/.<name>.partial`, renamed to `<home>/<name>` only once complete.
 """
@@ -14,21 +14,14 @@ import string
 import subprocess
 import time
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LocalNodeError
 from . import distribution as dist
 from .host import RunAs, chown_tree
-from .layout import NodeInfo
+from .layout import NodeInfo, Progress, open_no_follow, quiet
 from .maven import Artifact, Cache, Fetched, Repository, is_served, pom_dependencies
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 # --- building a node -------------------------------------------------------------------------------------------------
 
@@ -63,7 +56,7 @@ def check_served(artifacts: list[Artifact], repo: Repository) -> None:
 
 
 def build_node(wanted: Wanted, home: Path, cache: Cache, java: tuple[Path, int], run_as: RunAs,
-               progress: Progress = _quiet) -> NodeInfo:
+               progress: Progress = quiet) -> NodeInfo:
     """Download (or take from the cache) every artifact and assemble the node; returns what was built."""
     started = time.monotonic()
     artifacts = artifacts_for(wanted)
@@ -105,11 +98,6 @@ def build_node(wanted: Wanted, home: Path, cache: Cache, java: tuple[Path, int],
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return info
-
-
-def fetched_summary(fetched: list[Fetched]) -> str:
-    size = sum(f.path.stat().st_size for f in fetched)
-    return f"{len(fetched)} artifacts, {size / 1e6:.0f} MB"
 
 
 def _unpack(zipped: Fetched, into: Path) -> Path:
@@ -226,10 +214,15 @@ def reconfigure(node: NodeInfo, port: int, heap: str) -> NodeInfo:
         return node
     yml = node.distribution / "config" / "opensearch.yml"
     text = re.sub(r"(?m)^http\.port: \d+$", f"http.port: {port}", yml.read_text(encoding="utf-8"))
-    yml.write_text(text, encoding="utf-8")
-    (node.distribution / "config" / "jvm.options.d" / "os-rerank.options").write_text(dist.heap_options(heap))
+    _rewrite(yml, text)
+    _rewrite(node.distribution / "config" / "jvm.options.d" / "os-rerank.options", dist.heap_options(heap))
     updated = NodeInfo(**{**node.to_json(), "port": port, "heap": heap})
-    (node.path / "node.json").write_text(json.dumps(updated.to_json(), indent=2) + "\n", encoding="utf-8")
+    _rewrite(node.path / "node.json", json.dumps(updated.to_json(), indent=2) + "\n")
     return updated
 
 
+def _rewrite(path: Path, text: str) -> None:
+    """Replace a file's text in place, never through a symbolic link (see layout.open_no_follow)."""
+    fd = open_no_follow(path, os.O_WRONLY | os.O_TRUNC)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)

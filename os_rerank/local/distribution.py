@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import LocalNodeError
+from ..errors import ConfigError, LocalNodeError
 from .maven import Artifact
 
 DEFAULT_VERSION = "2.19.1"
@@ -37,11 +37,11 @@ def parse_version(text: str) -> Version:
     """(major, minor, patch) of an OpenSearch release like 2.19.1; LocalNodeError for anything else."""
     match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", text.strip())
     if not match:
-        raise LocalNodeError(f"--version: not an OpenSearch release: {text!r}", fix="write it like 2.19.1")
+        raise ConfigError([f"--version: not an OpenSearch release: {text!r}"], fix="write it like 2.19.1")
     major, minor, patch = (int(g) for g in match.groups())
     if (major, minor) < (2, 12):
-        raise LocalNodeError(f"--version {text}: os-rerank needs OpenSearch 2.12 or newer (remote text_similarity "
-                             "models and the rerank processor start there)", fix="pick 2.12.0 or newer")
+        raise ConfigError([f"--version {text}: os-rerank needs OpenSearch 2.12 or newer (remote text_similarity "
+                           "models and the rerank processor start there)"], fix="pick 2.12.0 or newer")
     return major, minor, patch
 
 
@@ -113,10 +113,6 @@ MODULES = (
 
 def module_artifact(module: Module, version: str) -> Artifact:
     return Artifact("org.opensearch.plugin", module.artifact, version, "jar")
-
-
-def painless_artifact(version: str) -> Artifact:
-    return module_artifact(MODULES[0], version)
 
 
 def module_classname(module: Module, jar_entries: list[str]) -> str:
@@ -225,8 +221,8 @@ def heap_options(heap: str) -> str:
 
 def check_heap(heap: str) -> str:
     if not re.fullmatch(r"[1-9]\d*[mMgG]", heap):
-        raise LocalNodeError(f"--heap: expected a size like 1g or 512m, got {heap!r}")
+        raise ConfigError([f"--heap: expected a size like 1g or 512m, got {heap!r}"])
     size_mb = int(heap[:-1]) * (1024 if heap[-1] in "gG" else 1)
     if size_mb < 512:
-        raise LocalNodeError(f"--heap {heap}: ML Commons and k-NN need at least 512m")
+        raise ConfigError([f"--heap {heap}: ML Commons and k-NN need at least 512m"])
     return heap

@@ -71,8 +71,8 @@ def find_java(version: dist.Version, environ: Mapping[str, str],
     shown = ".".join(str(n) for n in version)
     if not found:
         raise LocalNodeError(f"OpenSearch {shown} needs {wanted}, and no Java was found",
-                             fix="install a JDK (Debian: apt-get install openjdk-17-jdk-headless) or set "
-                             "OPENSEARCH_JAVA_HOME")
+                             fix=f"install a JDK (Debian: apt-get install openjdk-{min(high or 21, 21)}-jdk-headless) "
+                             "or set OPENSEARCH_JAVA_HOME")
     raise LocalNodeError(f"OpenSearch {shown} needs {wanted}; found only Java {', '.join(found)}",
                          fix="install a suitable JDK and set OPENSEARCH_JAVA_HOME to it")
 

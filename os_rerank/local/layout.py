@@ -16,16 +16,60 @@ looks like a node.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import LocalNodeError
+from ..errors import ConfigError, LocalNodeError
+
+Progress = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A progress callback that shows nothing."""
+
 
 HOME_ENV = "OS_RERANK_LOCAL_HOME"
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def check_name(name: str) -> str:
+    """A node name is a folder name and part of the cluster name: letters, digits, `-` and `_`."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError([f"--name: {name!r} is not a node name"],
+                          fix="use lower-case letters, digits, - and _ (at most 40), starting with a letter or digit")
+    return name
+
+
+def check_port(port: int) -> int:
+    if not 1024 <= port <= 65535:
+        raise ConfigError([f"--port: {port} is not a port a node can listen on"], fix="pick one from 1024 to 65535")
+    return port
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if needed): two `local up` for one node, or two downloads of one
+    file, wait for each other instead of deleting each other's work."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_no_follow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """os.open that refuses a symbolic link: root writes into folders the node's user owns, and must not be led
+    elsewhere by a link planted there."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
 CACHE_ENV = "OS_RERANK_CACHE"
 ADMIN_USER = "admin"
 
@@ -33,7 +77,7 @@ ADMIN_USER = "admin"
 
 def default_home(environ: Mapping[str, str]) -> Path:
     if environ.get(HOME_ENV):
-        return Path(environ[HOME_ENV]).expanduser()
+        return Path(environ[HOME_ENV]).expanduser().absolute()
     if os.geteuid() == 0:
         return Path("/var/lib/os-rerank/local")
     base = Path(environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -98,7 +142,12 @@ class NodeInfo:
         if self.password_file is None:
             return None
         try:
-            return self.password_file.read_text(encoding="utf-8").strip()
+            fd = open_no_follow(self.password_file, os.O_RDONLY)
+            with os.fdopen(fd, encoding="utf-8") as handle:
+                if os.fstat(handle.fileno()).st_uid != os.getuid():
+                    raise LocalNodeError(f"{self.password_file} is not owned by this user: not reading it",
+                                         fix="remove the node (`local down --purge`) and build it again")
+                return handle.read().strip()
         except OSError as exc:
             raise LocalNodeError(f"cannot read the admin password of node {self.name}: {exc.strerror}",
                                  fix="run as the user that ran `os-rerank local up`") from None

@@ -22,12 +22,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import LocalNodeError
+from .layout import Progress, locked, quiet
 
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 REPOSITORY_ENV = "OS_RERANK_MAVEN_REPOSITORY"
@@ -180,7 +181,7 @@ def local_repository(settings_xml: str) -> Path | None:
     except ET.ParseError:
         return None
     value = _text(root, "localRepository")
-    return Path(value).expanduser() if value else None
+    return Path(value.replace("${user.home}", "~")).expanduser() if value else None
 
 
 def choose_repository(explicit: str | None, environ: Mapping[str, str], home: Path | None = None,
@@ -224,11 +225,23 @@ def _checked_url(url: str, where: str) -> str:
 
 # --- fetching -------------------------------------------------------------------------------------------------------
 
-Progress = Callable[[str], None]
-
-
 class NotServedError(LocalNodeError):
     """The repository does not have the artifact (404), as opposed to failing to answer."""
+
+
+class _KeepAuthOnSameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but never carry a mirror's credentials to another host or from https to http."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:
+            old, moved = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+            if (old.scheme, old.netloc) != (moved.scheme, moved.netloc):
+                new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_KeepAuthOnSameOrigin)
 
 
 def _open(url: str, *, method: str = "GET") -> Any:
@@ -242,13 +255,17 @@ def _open(url: str, *, method: str = "GET") -> Any:
         host = parts.hostname or ""
         url = urllib.parse.urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
     request = urllib.request.Request(url, headers=headers, method=method)
-    return urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+    return _OPENER.open(request, timeout=TIMEOUT_SECONDS)
 
 
 def _url_error(artifact: Artifact, repo: Repository, exc: Exception) -> LocalNodeError:
     if isinstance(exc, urllib.error.HTTPError) and exc.code == 404:
         return NotServedError(f"{artifact.coordinates} is not served by {repo.shown} (404)",
                               fix="pick a version that repository serves, or point --repository at one that has it")
+    if isinstance(exc, urllib.error.HTTPError) and exc.code in (401, 403):
+        return LocalNodeError(f"{repo.shown} refused {artifact.coordinates} ({exc.code}): it needs credentials",
+                              fix="put them in the repository URL (https://user:password@host/...); os-rerank does "
+                              "not read settings.xml <servers>")
     if isinstance(exc, FileNotFoundError) or isinstance(getattr(exc, "reason", None), FileNotFoundError):
         return NotServedError(f"{artifact.coordinates} is not in {repo.shown}",
                               fix="pick a version that repository holds, or point --repository at one that has it")
@@ -312,14 +329,18 @@ class Cache:
     def __init__(self, root: Path, repo: Repository, progress: Progress | None = None) -> None:
         self.root = root
         self.repo = repo
-        self.progress = progress or (lambda _: None)
+        self.progress = progress or quiet
 
     def fetch(self, artifact: Artifact) -> Fetched:
         """The artifact's checked file in the cache, downloaded (or copied from ~/.m2) when missing."""
         target = self.root / artifact.path
+        with locked(target.with_name(target.name + ".lock")):
+            return self._fetch(artifact, target)
+
+    def _fetch(self, artifact: Artifact, target: Path) -> Fetched:
         recorded = target.with_name(target.name + ".sha1")
         if target.is_file() and recorded.is_file():
-            want = recorded.read_text(encoding="ascii").split()[0]
+            want = (recorded.read_text(encoding="ascii", errors="replace").split() or [""])[0]
             got = sha1_of(target)
             if got == want:
                 return Fetched(artifact, target, got, "cache")
@@ -363,7 +384,11 @@ class Cache:
                         raise _url_error(artifact, self.repo, exc) from None
                     if not block:
                         break
-                    out.write(block)
+                    try:
+                        out.write(block)
+                    except OSError as exc:
+                        raise LocalNodeError(f"cannot write {part}: {exc.strerror}",
+                                             fix="free disk space, or set OS_RERANK_CACHE to another folder") from None
                     done += len(block)
                     if total and time.monotonic() - last >= 2.0:
                         last = time.monotonic()
@@ -374,16 +399,22 @@ class Cache:
         return done
 
     def _check(self, artifact: Artifact, got: str) -> str:
-        published = published_sha1(artifact, self.repo)
+        """How the SHA-1 was vouched for; LocalNodeError when it does not match.
+
+        A pinned SHA-1 is checked first and always: a `.sha1` from the same server as the file vouches only
+        against a broken download, not against a mirror that serves another file.
+        """
         pinned = PINNED_SHA1.get(artifact.coordinates)
-        for want, how in ((published, "published .sha1"), (pinned, "pinned")):
-            if want is not None:
-                if want != got:
-                    raise LocalNodeError(
-                        f"{artifact.file_name}: SHA-1 {got} does not match the {how} {want}; the download is corrupt "
-                        "or the repository serves a different file",
-                        fix="run the command again; if it persists, check the repository (--repository)")
-                return how
+        published = published_sha1(artifact, self.repo)
+        vouched = [(want, how) for want, how in ((pinned, "pinned"), (published, "published .sha1")) if want]
+        for want, how in vouched:
+            if want != got:
+                raise LocalNodeError(
+                    f"{artifact.file_name}: SHA-1 {got} does not match the {how} {want}; the download is corrupt "
+                    "or the repository serves a different file",
+                    fix="run the command again; if it persists, check the repository (--repository)")
+        if vouched:
+            return " and ".join(how for _, how in vouched)
         self.progress(f"{artifact.file_name}: warning: {self.repo.shown} publishes no checksum for it and os-rerank "
                       f"pins none; recorded its SHA-1 {got} and will check it on every later use")
         return "recorded on first download"

@@ -27,7 +27,21 @@ from ..errors import LocalNodeError
 from . import distribution as dist
 from .build import Wanted, build_node, java_env, reconfigure
 from .host import RunAs, check_reachable, find_java, node_user
-from .layout import ADMIN_USER, NodeInfo, default_cache, default_home, default_name, list_nodes, load_node
+from .layout import (
+    ADMIN_USER,
+    NodeInfo,
+    Progress,
+    check_name,
+    check_port,
+    default_cache,
+    default_home,
+    default_name,
+    list_nodes,
+    load_node,
+    locked,
+    open_no_follow,
+    quiet,
+)
 from .maven import Cache, choose_repository
 
 DEFAULT_PORT = 9200
@@ -36,11 +50,6 @@ DEFAULT_HEAP = "1g"
 START_TIMEOUT_SECONDS = 180.0
 STOP_TIMEOUT_SECONDS = 60.0
 
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 # --- running it ------------------------------------------------------------------------------------------------------
 
@@ -112,13 +121,13 @@ def port_user(port: int) -> str | None:
 def health(node: NodeInfo, timeout: float = 5.0) -> str | None:
     """The cluster's health colour, or None when the node does not answer it (yet)."""
     request = urllib.request.Request(f"{node.url}/_cluster/health")
-    context = None
-    if node.secure:
-        assert node.ca_certs is not None
-        context = ssl.create_default_context(cafile=str(node.ca_certs))
-        token = base64.b64encode(f"{ADMIN_USER}:{node.password()}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
     try:
+        context = None
+        if node.secure:
+            assert node.ca_certs is not None
+            context = ssl.create_default_context(cafile=str(node.ca_certs))
+            token = base64.b64encode(f"{ADMIN_USER}:{node.password()}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=timeout, context=context) as reply:
             return str(json.loads(reply.read()).get("status"))
     except (urllib.error.URLError, OSError, ValueError):
@@ -142,7 +151,7 @@ def last_lines(node: NodeInfo, count: int = 20) -> list[str]:
 
 
 def start_node(node: NodeInfo, run_as: RunAs, *, timeout: float = START_TIMEOUT_SECONDS,
-               progress: Progress = _quiet, clock: Callable[[], float] = time.monotonic) -> float:
+               progress: Progress = quiet, clock: Callable[[], float] = time.monotonic) -> float:
     """Start the node and wait until it is green or yellow; returns the seconds it took.
 
     The node is stopped again when it does not come up, or when waiting is interrupted: a failed `up` leaves
@@ -152,19 +161,32 @@ def start_node(node: NodeInfo, run_as: RunAs, *, timeout: float = START_TIMEOUT_
     if taken:
         raise LocalNodeError(f"port {node.port} is taken ({taken})",
                              fix="stop what listens there, or pass --port with a free one")
+    if shutil.which("ps") is None:
+        raise LocalNodeError("OpenSearch's launcher needs `ps`, which is not installed",
+                             fix="install it (Debian: apt-get install procps)")
+    if node.ca_certs is not None and not node.ca_certs.is_file():
+        raise LocalNodeError(f"{node.ca_certs} is missing: the node's certificate cannot be checked",
+                             fix="rebuild the node: os-rerank local up --fresh")
     node.pid_file.unlink(missing_ok=True)
     started = clock()
-    stdout = (node.path / "logs" / "stdout.log").open("ab")
+    log = node.path / "logs" / "stdout.log"
     try:
-        launcher = subprocess.Popen(
-            [str(node.distribution / "bin" / "opensearch"), "-d", "-p", str(node.pid_file)],
-            cwd=node.distribution, env=java_env(Path(node.java_home)), stdin=subprocess.DEVNULL,
-            stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
-            user=run_as.uid, group=run_as.gid, extra_groups=[] if run_as.uid is not None else None)
-        code = launcher.wait(timeout=120)
-    finally:
-        stdout.close()
+        stdout = os.fdopen(open_no_follow(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab")
+    except OSError as exc:
+        raise LocalNodeError(f"cannot write {log}: {exc.strerror}") from None
     try:
+        with stdout:
+            launcher = subprocess.Popen(
+                [str(node.distribution / "bin" / "opensearch"), "-d", "-p", str(node.pid_file)],
+                cwd=node.distribution, env=java_env(Path(node.java_home)), stdin=subprocess.DEVNULL,
+                stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True,
+                user=run_as.uid, group=run_as.gid, extra_groups=[] if run_as.uid is not None else None)
+            try:
+                code = launcher.wait(timeout=120)  # the launcher forks the JVM and returns
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+                launcher.wait()
+                code = -1
         if code != 0:
             raise LocalNodeError(f"node {node.name} did not start (its launcher exited {code})",
                                  fix="see `os-rerank local logs`")
@@ -186,7 +208,10 @@ def start_node(node: NodeInfo, run_as: RunAs, *, timeout: float = START_TIMEOUT_
                          f"{state or 'no answer yet'})")
             time.sleep(0.5)
     except BaseException:
-        stop_node(node, timeout=30.0)
+        try:
+            stop_node(node, timeout=30.0)
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop without waiting for a clean shutdown
+            stop_node(node, timeout=0.0)
         raise
 
 
@@ -216,7 +241,12 @@ def stop_node(node: NodeInfo, *, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
             node.pid_file.unlink(missing_ok=True)
             return True
         time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(100):  # SIGKILL is not instant: wait, so a --fresh or --purge does not race the dying JVM
+        if not _is_node_process(pid, node.distribution):
+            break
+        time.sleep(0.1)
     node.pid_file.unlink(missing_ok=True)
     return True
 
@@ -228,35 +258,69 @@ def stop_node(node: NodeInfo, *, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
 class UpResult:
     node: NodeInfo
     outcome: str  # "built and started", "started", "already running"
-    seconds: float
+    seconds: float  # in all, downloads and build included
+    start_seconds: float | None  # from launching the node to healthy
     pid: int | None
 
     def to_json(self) -> dict[str, Any]:
         node = self.node
         return {"name": node.name, "outcome": self.outcome, "url": node.url, "version": node.version,
                 "secure": node.secure, "pid": self.pid, "seconds": round(self.seconds, 1),
+                "start_seconds": None if self.start_seconds is None else round(self.start_seconds, 1),
                 "ca_certs": str(node.ca_certs) if node.ca_certs else None,
                 "username": ADMIN_USER if node.secure else None,
                 "password_file": str(node.password_file) if node.password_file else None,
                 "folder": node.folder}
 
 
-def up(wanted: Wanted, *, home: Path, cache_root: Path, environ: Mapping[str, str], repository: str | None = None,
-       fresh: bool = False, timeout: float = START_TIMEOUT_SECONDS, progress: Progress = _quiet,
+@dataclass(frozen=True)
+class Ask:
+    """What `local up` was asked for; None leaves an existing node's value, else takes the default."""
+
+    name: str
+    version: str = dist.DEFAULT_VERSION
+    port: int | None = None
+    secure: bool | None = None
+    heap: str | None = None
+
+
+def up(ask: Ask, *, home: Path, cache_root: Path, environ: Mapping[str, str], repository: str | None = None,
+       fresh: bool = False, timeout: float = START_TIMEOUT_SECONDS, progress: Progress = quiet,
        run_as: RunAs | None = None) -> UpResult:
     """Build the node when needed, start it when stopped, and wait until it is healthy.
 
     `run_as` defaults to `node_user()`: the caller, or the system user os-rerank when the caller is root.
     """
+    check_name(ask.name)
+    dist.parse_version(ask.version)
+    if ask.port is not None:
+        check_port(ask.port)
+    if ask.heap is not None:
+        dist.check_heap(ask.heap)
+    if not home.exists():
+        home.mkdir(parents=True)
+        if os.geteuid() == 0:
+            os.chmod(home, 0o755)  # a folder we made; the node's user (os-rerank) must be able to enter it
+    with locked(home / f".{ask.name}.lock"):
+        return _up(ask, home, cache_root, environ, repository, fresh, timeout, progress, run_as)
+
+
+def _up(ask: Ask, home: Path, cache_root: Path, environ: Mapping[str, str], repository: str | None, fresh: bool,
+        timeout: float, progress: Progress, run_as: RunAs | None) -> UpResult:
     started = time.monotonic()
-    version = dist.parse_version(wanted.version)
-    dist.check_heap(wanted.heap)
-    node = load_node(home, wanted.name)
+    version = dist.parse_version(ask.version)
+    node = load_node(home, ask.name)
+    if node is None and (home / ask.name).exists():
+        raise LocalNodeError(f"{home / ask.name} exists but holds no node (no node.json)",
+                             fix="remove that folder, or pass another --name")
     if node is not None and fresh:
         stop_node(node)
         progress(f"removing node {node.name} ({node.folder}) to build it afresh")
-        shutil.rmtree(node.path)
+        remove_node(node)
         node = None
+    secure = ask.secure if ask.secure is not None else (node.secure if node else False)
+    wanted = Wanted(ask.name, ask.version, check_port(ask.port or (node.port if node else default_port(secure))),
+                    secure, dist.check_heap(ask.heap or (node.heap if node else DEFAULT_HEAP)))
     if node is not None and (node.version, node.secure) != (wanted.version, wanted.secure):
         kind = lambda v, s: f"{v}{' secured' if s else ''}"  # noqa: E731
         raise LocalNodeError(f"node {node.name} is OpenSearch {kind(node.version, node.secure)}, not "
@@ -268,7 +332,7 @@ def up(wanted: Wanted, *, home: Path, cache_root: Path, environ: Mapping[str, st
             if node.port != wanted.port:
                 raise LocalNodeError(f"node {node.name} is running on port {node.port}, not {wanted.port}",
                                      fix="`os-rerank local down` first to move it")
-            return UpResult(node, "already running", time.monotonic() - started, pid)
+            return UpResult(node, "already running", time.monotonic() - started, None, pid)
         node = reconfigure(node, wanted.port, wanted.heap)
         outcome = "started"
     else:
@@ -278,16 +342,25 @@ def up(wanted: Wanted, *, home: Path, cache_root: Path, environ: Mapping[str, st
                                  fix="stop what listens there, or pass --port with a free one")
         java = find_java(version, environ)
         run_as = run_as or node_user(create=True)
-        home.mkdir(parents=True, exist_ok=True)
-        if run_as.uid is not None:
-            os.chmod(home, 0o755)
         check_reachable(home / wanted.name, run_as)
         repo = choose_repository(repository, environ)
         progress(f"artifacts from {repo.shown} ({repo.source}); cache {cache_root}")
         node = build_node(wanted, home, Cache(cache_root, repo, progress), java, run_as, progress)
         outcome = "built and started"
-    start_node(node, run_as or node_user(create=False), timeout=timeout, progress=progress)
-    return UpResult(node, outcome, time.monotonic() - started, node_pid(node))
+    seconds = start_node(node, run_as or node_user(create=False), timeout=timeout, progress=progress)
+    return UpResult(node, outcome, time.monotonic() - started, seconds, node_pid(node))
+
+
+def default_port(secure: bool) -> int:
+    return DEFAULT_SECURE_PORT if secure else DEFAULT_PORT
+
+
+def remove_node(node: NodeInfo) -> None:
+    try:
+        shutil.rmtree(node.path)
+    except OSError as exc:
+        raise LocalNodeError(f"cannot remove {node.folder}: {exc.strerror} ({exc.filename})",
+                             fix="run as the user that built it (or root)") from None
 
 
 @dataclass(frozen=True)
@@ -337,12 +410,13 @@ def select(home: Path, name: str | None, *, one: bool = False) -> list[NodeInfo]
 
 
 def down(node: NodeInfo, *, purge: bool = False) -> str:
-    stopped = stop_node(node)
-    if purge:
-        shutil.rmtree(node.path, ignore_errors=True)
-        return "stopped and removed" if stopped else "removed"
+    with locked(node.path.parent / f".{node.name}.lock"):
+        stopped = stop_node(node)
+        if purge:
+            remove_node(node)
+            return "stopped and removed" if stopped else "removed"
     return "stopped" if stopped else "was not running"
 
 
-__all__ = ["ADMIN_USER", "DEFAULT_PORT", "DEFAULT_SECURE_PORT", "NodeInfo", "NodeStatus", "UpResult", "Wanted",
+__all__ = ["ADMIN_USER", "DEFAULT_PORT", "DEFAULT_SECURE_PORT", "Ask", "NodeInfo", "NodeStatus", "UpResult", "Wanted",
            "default_cache", "default_home", "default_name", "down", "last_lines", "select", "status", "up"]

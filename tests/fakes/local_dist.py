@@ -1,6 +1,6 @@
 """A tiny Maven repository holding a fake OpenSearch for `os-rerank local`'s fast tests.
 
-The real artifacts weigh 470 MB and need a JVM; these are a few kilobytes and need Python only:
+The real artifacts weigh ~430 MB and need a JVM; these are a few kilobytes and need Python only:
 - the distribution zip has `bin/opensearch` (started as `-d -p PIDFILE`, it launches `fake_node.py` in the
   background, whose command line carries `-Dopensearch.path.home=<dist>` as the real JVM's does), and
   `bin/opensearch-plugin` (unzips a plugin into plugins/<name>);
@@ -137,12 +137,12 @@ def make_repository(repo: Path, version: str = VERSION, *, sha1: bool = True) ->
     }, executable=(f"{top}/bin/opensearch", f"{top}/bin/opensearch-plugin"))
     _put(repo, "org.opensearch.distribution.integ-test-zip", "opensearch", version, "zip", dist, sha1=sha1)
     _module(repo, "org.opensearch.plugin", "lang-painless", version, "org/opensearch/painless/PainlessPlugin.class",
-            [("org.antlr", "antlr4-runtime", "4.13.1", True), ("org.opensearch.plugin",
+            [("org.antlr", "antlr4-runtime", "0.0.1", True), ("org.opensearch.plugin",
               "opensearch-scripting-painless-spi", version, False), ("org.opensearch", "opensearch", version, False)],
             sha1=sha1)
     _module(repo, "org.opensearch.plugin", "reindex-client", version,
             "org/opensearch/index/reindex/ReindexPlugin.class", [("org.example", "http-lib", "1.0", False)], sha1=sha1)
-    _module(repo, "org.antlr", "antlr4-runtime", "4.13.1", "a.class", [], sha1=sha1)
+    _module(repo, "org.antlr", "antlr4-runtime", "0.0.1", "a.class", [], sha1=sha1)  # a version nothing pins
     _module(repo, "org.opensearch.plugin", "opensearch-scripting-painless-spi", version, "s.class", [], sha1=sha1)
     # http-lib brings codec transitively, and the core library the distribution's lib/ already holds (left out).
     _module(repo, "org.example", "http-lib", "1.0", "h.class",
