@@ -18,7 +18,7 @@ from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
-from .errors import ClusterError, OsRerankError
+from .errors import ClusterError, Interrupted, OsRerankError
 from .plan import CREATE, REPLACE, UPDATE, Action, Plan
 from .render import (
     Version,
@@ -101,9 +101,7 @@ def apply_plan(
                 run.settle()
             raise _half_done(exc, action, run.result.steps, plan.actions[i + 1:]) from None
         except KeyboardInterrupt:
-            stopped = OsRerankError("interrupted")
-            stopped.exit_code = 130
-            raise _half_done(stopped, action, run.result.steps, plan.actions[i + 1:]) from None
+            raise _half_done(Interrupted("interrupted"), action, run.result.steps, plan.actions[i + 1:]) from None
         except Exception as exc:  # a bug or an unmapped library error: still say what finished
             unexpected = OsRerankError(f"unexpected {type(exc).__name__}: {exc}")
             raise _half_done(unexpected, action, run.result.steps, plan.actions[i + 1:]) from exc

@@ -17,15 +17,12 @@ from typing import TextIO
 from . import __version__
 from .config import ENV_OVERRIDES, Config, load_config
 from .contracts import CONTRACT_NAMES
-from .errors import LocalNodeError, OsRerankError
+from .errors import ExitStatus, Interrupted, LocalNodeError, OsRerankError, UsageError
 from .output import Env, print_json, print_rendered, redact, table
 
 Handler = Callable[[argparse.Namespace, Env], int]
 
-EXIT_OK = 0
-EXIT_USAGE = 2  # argparse's own code for bad arguments; ConfigError shares it
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 70  # sysexits EX_SOFTWARE
+EXIT_OK = ExitStatus.OK
 
 
 def _config(args: argparse.Namespace, env: Env) -> Config:
@@ -63,13 +60,6 @@ def _cmd_render(args: argparse.Namespace, env: Env) -> int:
 
 
 # --- provisioning (issue 4) ---------------------------------------------------------------------------------------
-
-
-def _not_built(name: str) -> Handler:
-    def handler(args: argparse.Namespace, env: Env) -> int:
-        raise OsRerankError(f"`os-rerank {name}` is not built yet")
-
-    return handler
 
 
 def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
@@ -239,7 +229,7 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
     key_id = args.access_key_id or env.environ.get(SERVE_KEY_ID_ENV)
     secret = env.environ.get(SERVE_SECRET_ENV)
     if bool(key_id) != bool(secret):
-        raise OsRerankError("SigV4 needs both an access key id and its secret",
+        raise UsageError("SigV4 needs both an access key id and its secret",
                             fix=f"set {SERVE_SECRET_ENV} together with --access-key-id / {SERVE_KEY_ID_ENV}")
     if secret:
         env.secrets.add(secret)
@@ -250,14 +240,14 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
         scorer = load_scorer(model, max_length=args.max_length, batch_size=args.batch_size,
                              quantize=args.quantize, threads=args.threads, backend=args.backend)
     except ScorerError as exc:
-        raise OsRerankError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out") from exc
+        raise UsageError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out") from exc
     try:
         server = EndpointServer(get_contract(args.contract), scorer, host=args.host, port=args.port,
                                 endpoint_name=args.endpoint_name,
                                 credentials={key_id: secret} if key_id and secret else None,
                                 max_body_bytes=args.max_body_bytes, record_path=args.record)
     except OSError as exc:
-        raise OsRerankError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
                             fix="pick another --port, or stop what is using this one") from exc
     handler = logging.StreamHandler(env.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -380,10 +370,8 @@ def _local_action(args: argparse.Namespace, env: Env, home: object) -> int:
                               repository=args.repository, fresh=args.fresh, timeout=args.timeout,
                               progress=lambda line: env.err(f"local: {line}"))
         except KeyboardInterrupt:
-            stopped = OsRerankError("interrupted: the node that was starting is stopped, and no partial download "
-                                    "or build remains", fix="run `os-rerank local up` again")
-            stopped.exit_code = EXIT_INTERRUPTED
-            raise stopped from None
+            raise Interrupted("interrupted: the node that was starting is stopped, and no partial download or build "
+                              "remains", fix="run `os-rerank local up` again") from None
         if args.json:
             print_json(env, result.to_json())
             return EXIT_OK
@@ -651,13 +639,13 @@ def main(
         return exc.exit_code
     except KeyboardInterrupt:
         env.err("os-rerank: interrupted")
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: one redacted line, the traceback only on request
         if env.environ.get("OS_RERANK_DEBUG"):
             env.err(redact(traceback.format_exc(), env.secrets).rstrip())
         env.err(f"os-rerank: error: unexpected {type(exc).__name__}: {exc}")
         env.err("os-rerank: error: this is a bug in os-rerank; OS_RERANK_DEBUG=1 shows the traceback")
-        return EXIT_INTERNAL
+        return ExitStatus.INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

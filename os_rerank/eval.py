@@ -16,7 +16,7 @@ from typing import Any
 
 from .cluster import Cluster
 from .config import Config
-from .errors import ClusterError, ConfigError, OsRerankError
+from .errors import ClusterError, ConfigError, UsageError
 from .metrics import hit_rate, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from .search import Page, build_search_body, execute, first_stage_query
 
@@ -429,7 +429,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise OsRerankError("--plot needs matplotlib, which is not installed",
+        raise UsageError("--plot needs matplotlib, which is not installed",
                             fix="pip install 'os-rerank[plot]'") from None
 
 
@@ -461,6 +461,6 @@ def plot_report(report: EvalReport, path: str | Path) -> None:
     try:
         fig.savefig(str(path), dpi=110)
     except OSError as exc:
-        raise OsRerankError(f"{path}: cannot write the plot: {exc}") from None
+        raise UsageError(f"{path}: cannot write the plot: {exc}") from None
     finally:
         plt.close(fig)

@@ -50,11 +50,11 @@ def find_connector(cluster: Cluster, name: str) -> str:
     """The id of the one connector called `name`; OsRerankError when there is none or more than one."""
     found = ml.find_by_name(cluster, ml.CONNECTORS, name)
     if not found:
-        raise OsRerankError(f"no connector named {name!r} on the cluster",
+        raise ClusterError(f"no connector named {name!r} on the cluster",
                             fix="run `os-rerank setup` first (or set connector.name to the connector's name)")
     if len(found) > 1:
         ids = ", ".join(f.id for f in found)
-        raise OsRerankError(f"{len(found)} connectors are named {name!r} ({ids}); os-rerank cannot tell which to "
+        raise ClusterError(f"{len(found)} connectors are named {name!r} ({ids}); os-rerank cannot tell which to "
                             "rotate", fix="delete the extra connectors, or give this one a unique connector.name")
     return found[0].id
 

@@ -17,7 +17,7 @@ from typing import Any
 from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
-from .errors import OsRerankError
+from .errors import ClusterError, OsRerankError
 
 DELETED = "deleted"
 GONE = "already gone"
@@ -117,7 +117,7 @@ def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
             try:  # read by id: the models just deleted are gone, whatever the (lagging) search still says
                 left = [m.id for m in _models_in_group(cluster, group.id)]
             except OsRerankError as exc:
-                failure = OsRerankError(f"cannot list its models: {exc.message}", fix=exc.fix)
+                failure = ClusterError(f"cannot list its models: {exc.message}", fix=exc.fix)
                 step("model group", config.model.group, group.id, functools.partial(_raise, failure))
                 continue
             if left:

@@ -38,3 +38,11 @@ def test_ci_runs_the_readme_test_command() -> None:
         if line.strip() and not line.strip().startswith("#")
     ]
     assert ci_lines[-1] == readme_command
+
+
+def test_the_readme_exit_status_table_is_the_code_s() -> None:
+    from os_rerank.errors import exit_status_table
+
+    block = re.search(r"<!-- exit-statuses -->\n(.*?)\n<!-- /exit-statuses -->", README, re.S)
+    assert block, "README must hold the exit-status table between <!-- exit-statuses --> markers"
+    assert block.group(1) == exit_status_table()

@@ -35,7 +35,7 @@ def test_serve_help_lists_the_options() -> None:
 
 def test_key_id_without_secret_is_an_error() -> None:
     code, out, err = run("serve", "--port", "0", "--access-key-id", "AKIDONLY")
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert err == ("os-rerank: error: SigV4 needs both an access key id and its secret\n"
                    "os-rerank: error: fix: set OS_RERANK_SERVE_SECRET_ACCESS_KEY together with --access-key-id / "
                    "OS_RERANK_SERVE_ACCESS_KEY_ID\n")
@@ -44,7 +44,7 @@ def test_key_id_without_secret_is_an_error() -> None:
 def test_bad_model_directory_is_an_error(tmp_path: Path) -> None:
     pytest.importorskip("transformers", reason="transformers is not installed (pip install os-rerank[serve])")
     code, _, err = run("serve", "--port", "0", "--model", str(tmp_path))
-    assert code == 1
+    assert code == 2
     assert err.startswith(f"os-rerank: error: {tmp_path}: no config.json; expected a directory saved with")
 
 
