@@ -26,9 +26,18 @@ EXIT_OK = ExitStatus.OK
 
 
 def _config(args: argparse.Namespace, env: Env) -> Config:
+    """The config, and every secret it or the machine holds added to the redaction set before anything prints."""
+    from urllib.parse import urlsplit
+
+    from .credentials import known_secrets
+
     config = load_config(args.config, env.environ)
     if config.password is not None:
         env.secrets.add(config.password.get_secret_value())
+    url_password = urlsplit(config.opensearch.url).password
+    if url_password:
+        env.secrets.add(url_password)
+    env.secrets.update(known_secrets(env.environ, config.aws.profile))
     return config
 
 

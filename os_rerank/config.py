@@ -52,6 +52,32 @@ _ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 _INVOCATIONS_PATH = re.compile(r"/endpoints/([^/]+)/invocations$")
 
 NonEmpty = Annotated[str, Field(min_length=1)]
+_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+
+def http_url(value: str) -> str:
+    """`value` as an http(s) URL without a trailing slash; ValueError saying what is wrong with it.
+
+    Checked the way urllib and opensearch-py will read it later, so that a URL `validate` accepts never fails in
+    `plan`: a host, a numeric port in range, no query or fragment, no spaces or control characters.
+    """
+    from urllib.parse import urlsplit
+
+    shown = repr(value) if len(value) <= 200 else repr(value[:200] + "…")
+    if _CONTROL.search(value):
+        raise ValueError(f"a URL has no spaces or control characters, got {shown}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {shown}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port <= 65535:
+        raise ValueError(f"the port of {shown} is not a number from 1 to 65535")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValueError(f"expected a URL without ?query or #fragment, got {shown}")
+    return value.rstrip("/")
 FieldType = Literal["text", "keyword"]
 _TEXT: FieldType = "text"
 
@@ -88,9 +114,7 @@ class OpenSearchConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
-        return v.rstrip("/")
+        return http_url(v)
 
 
 class SageMakerConfig(_Strict):
@@ -109,9 +133,7 @@ class SageMakerConfig(_Strict):
     @field_validator("endpoint_url", "local_endpoint_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError(f"expected an http:// or https:// URL, got {v!r}")
-        return v.rstrip("/") if v else v
+        return None if v is None else http_url(v)
 
     @model_validator(mode="after")
     def _name_known(self) -> SageMakerConfig:
@@ -279,24 +301,31 @@ class Config(_Strict):
         return self.index.documents if self.index.documents.is_absolute() else self.source.parent / self.index.documents
 
 
+# Bounds on what a config file may be: it is a few dozen lines, and YAML can be made to explode.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000  # after aliases are expanded: a "billion laughs" file is refused before it is built
+
+
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     """The validated Config from the YAML file at `path` with `env` overrides; ConfigError lists every problem."""
     path = Path(path)
     name = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"], fix="pass --config with the path of your config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    text = _read_config(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{name}: nested too deeply to be a config file"]) from None
+    if node is not None:
+        problems = _shape_problems(node, name)
+        if problems:
+            raise ConfigError(problems)
+    data = yaml.safe_load(text)  # bounded now: no duplicate keys, shallow, no exploding aliases
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -305,15 +334,92 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     problems = _secret_problems(data, name, lines)
     if problems:
         raise ConfigError(problems)
-    data, password = _apply_env(data, dict(env or {}))
+    data, password, from_env = _apply_env(data, dict(env or {}))
     try:
         config = Config.model_validate({**data, "source": path, "password": password})
     except ValidationError as exc:
-        raise ConfigError([_format_error(err, name, lines) for err in exc.errors()]) from None
+        raise ConfigError([_format_error(err, name, lines, from_env) for err in exc.errors()]) from None
     problems = _cross_problems(config, name, lines)
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _read_config(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_CONFIG_BYTES in UTF-8 (never /dev/zero read forever)."""
+    import stat
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"], fix="pass --config with the path of your config file") from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError([f"{path}: not a regular file"], fix="pass --config with the path of your config file")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; a config file is a few dozen lines"])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{path.name}:{line}: not UTF-8 (byte {raw[exc.start]:#04x})"]) from None
+
+
+def _shape_problems(root: yaml.Node, name: str) -> list[str]:
+    """Duplicate keys (naming both lines), nesting deeper than MAX_DEPTH, more than MAX_NODES once aliases expand."""
+    problems: list[str] = []
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:  # expanded node count, memoised per node (aliases share nodes)
+        key = id(node)
+        if key not in sizes:
+            sizes[key] = 0  # a recursive alias counts once
+            children: list[yaml.Node] = []
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            sizes[key] = min(1 + sum(size(c) for c in children), MAX_NODES + 1)
+        return sizes[key]
+
+    def walk(node: yaml.Node, path: str, depth: int, seen: set[int]) -> None:
+        if depth > MAX_DEPTH:
+            problems.append(f"{name}:{node.start_mark.line + 1}: {path or '(top level)'}: nested deeper than "
+                            f"{MAX_DEPTH} levels")
+            return
+        if id(node) in seen:
+            return  # an alias walked already: its keys were checked there
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                label = str(key.value) if isinstance(key, yaml.ScalarNode) else "(complex key)"
+                line = key.start_mark.line + 1
+                if label in first:
+                    dotted = f"{path}.{label}" if path else label
+                    problems.append(f"{name}:{line}: {dotted}: duplicate key (first at line {first[label]}); "
+                                    "YAML would silently keep only the last one")
+                else:
+                    first[label] = line
+                walk(value, f"{path}.{label}" if path else label, depth + 1, seen)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{path}.{i}", depth + 1, seen)
+
+    try:
+        walk(root, "", 0, set())
+        if not problems and size(root) > MAX_NODES:
+            problems.append(f"{name}: expands to more than {MAX_NODES} values once its aliases are followed "
+                            "(an alias bomb?); a config file needs a few dozen")
+    except RecursionError:
+        problems.append(f"{name}: nested too deeply to be a config file")
+    return problems
 
 
 def _cross_problems(config: Config, name: str, lines: dict[tuple[str, ...], int]) -> list[str]:
@@ -327,23 +433,30 @@ def _cross_problems(config: Config, name: str, lines: dict[tuple[str, ...], int]
     return [f"{where}: pipeline.document_fields: {', '.join(missing)} not in index.fields ({known})"]
 
 
-def _apply_env(data: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any], SecretStr | None]:
-    """The YAML data with environment overrides applied (env wins), and the password if one is set."""
+def _apply_env(data: dict[str, Any], env: dict[str, str]
+               ) -> tuple[dict[str, Any], SecretStr | None, dict[tuple[str, ...], str]]:
+    """The YAML data with environment overrides applied (env wins), the password if one is set, and which config
+    paths came from which variable (so an error in one names the variable, not a line of the file)."""
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    from_env: dict[tuple[str, ...], str] = {}
     opensearch = data.setdefault("opensearch", {})
     if not isinstance(opensearch, dict):
-        return data, None  # the model reports the wrong type with its path
+        return data, None, from_env  # the model reports the wrong type with its path
     if env.get("OPENSEARCH_URL"):
         opensearch["url"] = env["OPENSEARCH_URL"]
+        from_env[("opensearch", "url")] = "OPENSEARCH_URL"
     if env.get("OPENSEARCH_CA_CERTS"):
         opensearch["ca_certs"] = env["OPENSEARCH_CA_CERTS"]
+        from_env[("opensearch", "ca_certs")] = "OPENSEARCH_CA_CERTS"
     auth = opensearch.get("auth")
     auth = dict(auth) if isinstance(auth, dict) else ({} if auth is None else auth)
     if env.get("OPENSEARCH_USERNAME") and isinstance(auth, dict):
         auth["type"] = "basic"
         auth["username"] = env["OPENSEARCH_USERNAME"]
+        from_env[("opensearch", "auth", "username")] = "OPENSEARCH_USERNAME"
     if env.get("AWS_REGION") and isinstance(auth, dict) and auth.get("type") == "aws_sigv4":
         auth["region"] = env["AWS_REGION"]
+        from_env[("opensearch", "auth", "region")] = "AWS_REGION"
     if auth:
         opensearch["auth"] = auth
     sagemaker = data.get("sagemaker")
@@ -352,12 +465,14 @@ def _apply_env(data: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any
             sagemaker = data["sagemaker"] = {}
         if isinstance(sagemaker, dict):
             sagemaker["region"] = env["AWS_REGION"]
+            from_env[("sagemaker", "region")] = "AWS_REGION"
     if env.get("AWS_PROFILE"):
         aws = data.setdefault("aws", {})
         if isinstance(aws, dict):
             aws["profile"] = env["AWS_PROFILE"]
+            from_env[("aws", "profile")] = "AWS_PROFILE"
     password = SecretStr(env["OPENSEARCH_PASSWORD"]) if env.get("OPENSEARCH_PASSWORD") else None
-    return data, password
+    return data, password, from_env
 
 
 def _line_index(node: yaml.Node | None) -> dict[tuple[str, ...], int]:
@@ -396,8 +511,9 @@ def _secret_problems(data: Any, name: str, lines: dict[tuple[str, ...], int], pa
     return problems
 
 
-def _format_error(err: Any, name: str, lines: dict[tuple[str, ...], int]) -> str:
-    """One line for one pydantic error: `file[:line]: dotted.path: message`."""
+def _format_error(err: Any, name: str, lines: dict[tuple[str, ...], int],
+                  from_env: dict[tuple[str, ...], str] | None = None) -> str:
+    """One line for one pydantic error: `file[:line]: dotted.path: message`, or `VARIABLE (environment): ...`."""
     loc = [str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"none", "basic", "aws_sigv4"})]
     kind = err["type"]
     # A tagged union reports the tag in the location; it is noise for a reader.
@@ -407,7 +523,11 @@ def _format_error(err: Any, name: str, lines: dict[tuple[str, ...], int]) -> str
         if path[:cut] in lines:
             line = lines[path[:cut]]
             break
-    where = f"{name}:{line}" if line is not None and kind != "missing" else name
+    variable = next((v for p, v in (from_env or {}).items() if path[: len(p)] == p), None)
+    if variable is not None:
+        where = f"{variable} (environment)"
+    else:
+        where = f"{name}:{line}" if line is not None and kind != "missing" else name
     dotted = ".".join(loc) or "(top level)"
     ctx = err.get("ctx") or {}
     if kind == "missing":

@@ -5,8 +5,10 @@ Never printed: callers add `ConnectorCredential.secrets()` to the redaction set 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from .config import Config
@@ -24,6 +26,31 @@ class ConnectorCredential:
     def secrets(self) -> list[str]:
         """The secret values in `values` (a role ARN is not a secret)."""
         return [v for k, v in self.values.items() if k != "roleArn" and v]
+
+
+_SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def known_secrets(environ: Mapping[str, str], profile: str | None) -> set[str]:
+    """The AWS secrets this machine holds without asking the network: the environment's and the profile's in the
+    shared credentials file. Every command redacts them, read-only ones too, since a cluster's error message can
+    quote a connector's keys."""
+    import configparser
+
+    found = {environ[k] for k in _SECRET_VARIABLES if environ.get(k)}
+    path = Path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials").expanduser()
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return found
+    section = profile or environ.get("AWS_PROFILE") or "default"
+    if parser.has_section(section):
+        for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+            value = parser.get(section, key, fallback="").strip()
+            if value:
+                found.add(value)
+    return found
 
 
 def aws_session(config: Config) -> Any:

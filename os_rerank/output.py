@@ -29,20 +29,26 @@ class Env:
         print(redact(text, self.secrets), file=self.stderr)
 
 
-# Shapes of AWS secrets, redacted even when we were not told the value (defence in depth).
+# Shapes of secrets, redacted even when we were not told the value (defence in depth): AWS key ids; the password in
+# a URL's user-info (`https://user:pw@host`); and a value assigned to a secret-sounding key, when it is quoted or
+# follows `=` (`"password": "x"`, `secret_key=x`). A bare `password: x` is left alone: that is how os-rerank's own
+# messages name a field ("opensearch.auth.password: secrets are never read ..."), and a known password is redacted
+# by value anyway.
 _SECRET_PATTERNS = [
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    # A shell substitution (`"$(cat FILE)"`) is a reference to a secret, not one: keep it readable.
-    re.compile(r"(?i)(aws_secret_access_key|secret_key|session_token|password)(\"?\s*[:=]\s*\"?)(?!\$\()([^\s\",}]+)"),
+    re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)[^@/\s]+@"),
+    re.compile(r"(?i)(aws_secret_access_key|secret_key|session_token|password)"
+               r"(\"\s*:\s*\"|\s*=\s*\"?|:\s*\")(?!\$\()([^\s\",}]+)"),
 ]
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with every known secret value, and anything shaped like an AWS key, replaced by ***."""
+    """`text` with every known secret value, and anything shaped like a secret (above), replaced by ***."""
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "***")
     text = _SECRET_PATTERNS[0].sub("***", text)
-    return _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + m.group(2) + "***", text)
+    text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***@", text)
+    return _SECRET_PATTERNS[2].sub(lambda m: m.group(1) + m.group(2) + "***", text)
 
 
 def print_json(env: Env, value: Any) -> None:
