@@ -208,7 +208,8 @@ def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
     depths = parse_depths(args.depths)
     queries = load_queries(args.queries)
     qrels = load_qrels(args.qrels)
-    corpus = load_corpus(args.corpus, config.pipeline.document_fields) if args.corpus else None
+    corpus = (load_corpus(args.corpus, config.pipeline.document_fields, config.index.fields)
+              if args.corpus else None)
     report = run_eval(connect(config), config, queries, qrels, depths=depths, corpus=corpus,
                       corpus_name=args.corpus, on_event=env.err)
     if args.plot:

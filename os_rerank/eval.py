@@ -8,7 +8,6 @@ to the reranker. Progress reaches the caller through `on_event`; this module nev
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 from .cluster import Cluster
 from .config import Config
+from .documents import json_object, parse_documents, read_lines
 from .errors import ClusterError, ConfigError, UsageError
 from .metrics import hit_rate, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from .search import Page, build_search_body, execute, first_stage_query
@@ -116,20 +116,11 @@ class EvalReport:
 
 
 def _read_lines(path: Path, what: str) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read {what}: {exc}"]) from None
+    return read_lines(path, what)
 
 
 def _json_object(path: Path, number: int, line: str) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ConfigError([f"{path}:{number}: invalid JSON: {exc.msg} (column {exc.colno})"]) from None
-    if not isinstance(value, dict):
-        raise ConfigError([f"{path}:{number}: expected a JSON object"])
-    return value
+    return json_object(str(path), number, line)
 
 
 def _is_jsonl(lines: Sequence[str]) -> bool:
@@ -201,30 +192,13 @@ def load_qrels(path: str | Path) -> Qrels:
     return out
 
 
-def load_corpus(path: str | Path, fields: Sequence[str]) -> list[dict[str, Any]]:
-    """Documents from JSONL (`{"id", <fields>...}`); each must carry the pipeline's document fields."""
+def load_corpus(path: str | Path, fields: Sequence[str], types: Mapping[str, str] | None = None
+                ) -> list[dict[str, Any]]:
+    """Documents from JSONL (`{"id", <fields>...}`); each must carry the pipeline's document fields (`fields`), as
+    strings of the types `types` maps them to (index.fields)."""
     path = Path(path)
-    docs: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for number, line in enumerate(_read_lines(path, "corpus"), 1):
-        if not line.strip():
-            continue
-        obj = _json_object(path, number, line)
-        doc_id = obj.pop("id", obj.pop("_id", obj.pop("doc_id", None)))
-        if doc_id is None:
-            raise ConfigError([f"{path}:{number}: document without an \"id\""])
-        doc_id = str(doc_id)
-        if doc_id in seen:
-            raise ConfigError([f"{path}:{number}: duplicate document id {doc_id!r}"])
-        missing = [f for f in fields if f not in obj]
-        if missing:
-            raise ConfigError([f"{path}:{number}: document {doc_id!r} lacks {', '.join(missing)}"],
-                              fix="every document needs the fields in pipeline.document_fields")
-        seen.add(doc_id)
-        docs.append({"id": doc_id, **obj})
-    if not docs:
-        raise ConfigError([f"{path}: no documents"])
-    return docs
+    return parse_documents(_read_lines(path, "corpus"), str(path), fields=types or dict.fromkeys(fields, "text"),
+                           required=fields, id_keys=("id", "_id", "doc_id"), require_id=True)
 
 
 def parse_depths(text: str) -> tuple[int, ...]:

@@ -165,41 +165,20 @@ def pipeline_body(config: Config, *, model_id: str) -> dict[str, Any]:
 
 
 def load_documents(config: Config) -> list[dict[str, Any]]:
-    """The sample documents: the configured JSONL file, else the tutorial's four passages. Each has an "id"."""
+    """The sample documents: the configured JSONL file, else the tutorial's four passages. Each has an "id".
+
+    Checked as OpenSearch will take them (documents.py): what `validate` accepts is what `setup` can index.
+    """
+    from .documents import parse_documents, read_lines
+
     path = config.documents_path
     if path is None:
         path = Path(__file__).resolve().parent / "data" / "sample_documents.jsonl"
         shown = "sample_documents.jsonl"
     else:
         shown = str(config.index.documents)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RenderError(f"{shown}: cannot read documents: {exc}",
-                          fix="index.documents must name a JSONL file") from None
-    docs: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            doc = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RenderError(f"{shown}:{number}: not JSON: {exc.msg}") from None
-        if not isinstance(doc, dict):
-            raise RenderError(f"{shown}:{number}: expected a JSON object per line")
-        doc_id = str(doc.pop("id", doc.pop("_id", len(docs) + 1)))
-        if doc_id in seen:
-            raise RenderError(f"{shown}:{number}: duplicate id {doc_id!r}")
-        missing = [f for f in config.pipeline.document_fields if f not in doc]
-        if missing:
-            raise RenderError(f"{shown}:{number}: document {doc_id!r} lacks {', '.join(missing)}",
-                              fix="every document needs the fields in pipeline.document_fields")
-        seen.add(doc_id)
-        docs.append({"id": doc_id, **doc})
-    if not docs:
-        raise RenderError(f"{shown}: no documents")
-    return docs
+    lines = read_lines(path, "documents", shown)
+    return parse_documents(lines, shown, fields=config.index.fields, required=config.pipeline.document_fields)
 
 
 def bulk_body(config: Config, documents: list[dict[str, Any]]) -> str:

@@ -258,5 +258,5 @@ def test_cli_bad_documents_file_names_file_and_line(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD + "index:\n  documents: docs.jsonl\n")
     err = io.StringIO()
     code = main(["validate", "--config", str(path)], environ={}, stdout=io.StringIO(), stderr=err)
-    assert code == 3
-    assert err.getvalue().startswith("os-rerank: error: docs.jsonl:2: not JSON: ")
+    assert code == 2  # a bad input file is a usage error, like the config itself
+    assert err.getvalue().startswith("os-rerank: error: docs.jsonl:2: invalid JSON: ")
