@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from .config import ENV_OVERRIDES, Config, load_config
@@ -447,6 +447,46 @@ def _local_env(node: object) -> list[str]:
     return lines
 
 
+# --- argument types: every number range-checked before anything runs ------------------------------------------------
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, what: str = "a number") -> Any:
+    """An argparse type: a finite `kind` in [low, high], else a one-line usage error naming the range."""
+    import math
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            lo, hi = _shown(low), _shown(high)
+            span = f"from {lo} to {hi}" if low is not None and high is not None else (
+                f"at least {lo}" if low is not None else f"at most {hi}")
+            raise argparse.ArgumentTypeError(f"expected {what} {span}, got {text!r}")
+        return value
+
+    return convert
+
+
+def _shown(bound: float | None) -> str:
+    return "" if bound is None else str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
+SECONDS = _number(float, 0.1, 86400.0, "a number of seconds")
+COUNT = _number(int, 1, 1_000_000, "a whole number")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in os-rerank's one-line form (and exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ExitStatus.USAGE, f"os-rerank: error: {self.prog}: {message}\n"
+                                    f"os-rerank: error: fix: see `{self.prog} --help`\n")
+
+
 # --- the parser -----------------------------------------------------------------------------------------------------
 
 
@@ -461,7 +501,7 @@ def _add_json(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     overrides = "\n".join(f"  {k:<20} {v}" for k, v in ENV_OVERRIDES.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="os-rerank",
         description="Turn an OpenSearch cluster and a cross-encoder on a SageMaker endpoint into working search "
         "reranking, and prove it works.",
@@ -493,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_json(p)
     p.add_argument("--no-verify", action="store_true", help="skip the end-to-end check after applying")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=SECONDS, default=120.0, metavar="SECONDS",
                    help="how long to wait for a model to deploy (default: 120)")
 
     p = command("verify", _cmd_verify, "check the predict roundtrip against the endpoint and a reranked search")
@@ -513,10 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_json(p)
     p.add_argument("query", help="the query text (also sent to the reranker as ext.rerank.query_context)")
-    p.add_argument("--size", "-n", type=int, default=5, metavar="N", help="hits to show (default 5)")
-    p.add_argument("--window", "-k", type=int, metavar="K",
+    p.add_argument("--size", "-n", type=_number(int, 1, 10_000, "a number of hits"), default=5, metavar="N",
+                   help="hits to show (default 5)")
+    p.add_argument("--window", "-k", type=_number(int, 1, 10_000, "a number of hits"), metavar="K",
                    help="hits to rerank, at most sagemaker.max_batch (default: max(4N, 20), capped at max_batch)")
-    p.add_argument("--min-score", type=float, metavar="S", help="hide hits whose (reranked) score is below S")
+    p.add_argument("--min-score", type=_number(float, what="a score"), metavar="S",
+                   help="hide hits whose (reranked) score is below S")
     p.add_argument("--compare", action="store_true",
                    help="also run the query without the pipeline and show each hit's rank before reranking")
     p.add_argument("--query-json", metavar="FILE",
@@ -538,24 +580,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint")
     p.add_argument("--contract", default="hf-text-classification", choices=CONTRACT_NAMES)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: 8080)")
+    p.add_argument("--port", type=_number(int, 0, 65535, "a port"), default=8080,
+                   help="port to listen on; 0 picks a free one (default: 8080)")
     p.add_argument("--model", metavar="DIR", default=None,
                    help=f"a local cross-encoder directory (save_pretrained layout; env {SERVE_MODEL_ENV}; "
                    f"default {SAGEMAKER_MODEL_DIR} when it holds a model); otherwise the lexical scorer (no weights, "
                    "no torch)")
     p.add_argument("--endpoint-name", default="os-rerank-cross-encoder", metavar="NAME",
                    help="the name answered on /endpoints/NAME/invocations (default: os-rerank-cross-encoder)")
-    p.add_argument("--max-length", type=int, default=512, metavar="TOKENS",
+    p.add_argument("--max-length", type=_number(int, 8, 8192, "a number of tokens"), default=512, metavar="TOKENS",
                    help="truncate each pair to this many tokens (default: 512)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs per forward pass (default: 32)")
+    p.add_argument("--batch-size", type=_number(int, 1, 4096, "a batch size"), default=32, metavar="N",
+                   help="pairs per forward pass (default: 32)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "bf16"],
                    help="dynamic int8 or bfloat16 inference (faster; scores change slightly)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
                    help="run the model with ONNX Runtime (DIR/model.onnx or DIR/onnx/model.onnx; no torch needed) or "
                    "with torch; auto: ONNX Runtime when DIR holds an export, else torch (default: auto)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=_number(int, 1, 1024, "a number of threads"), default=None, metavar="N",
                    help="torch threads (default: torch's own, one per core)")
-    p.add_argument("--max-body-bytes", type=int, default=6 * 1024 * 1024, metavar="BYTES",
+    p.add_argument("--max-body-bytes", type=_number(int, 1, 1 << 30, "a size in bytes"), default=6 * 1024 * 1024,
+                   metavar="BYTES",
                    help="refuse larger bodies with 413 (default: 6291456, SageMaker's limit)")
     p.add_argument("--access-key-id", default=None, metavar="AKID",
                    help=f"verify SigV4 for this key id (or env {SERVE_KEY_ID_ENV}); the secret comes only from "
@@ -570,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("deploy", help="create or update the endpoint of the deploy: section; wait for InService")
     _add_config(a)
     _add_json(a)
-    a.add_argument("--timeout", type=float, default=1800.0, metavar="SECONDS",
+    a.add_argument("--timeout", type=SECONDS, default=1800.0, metavar="SECONDS",
                    help="how long to wait for InService (default: 1800)")
     a = actions.add_parser("status", help="show the endpoint, its config, model, image, instances and autoscaling")
     _add_config(a)
@@ -590,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = local_action("up", "build (the first time: ~430 MB from Maven) and start a node; wait until it is healthy")
     a.add_argument("--version", default="2.19.1", metavar="X.Y.Z", help="OpenSearch version (default: 2.19.1)")
-    a.add_argument("--port", type=int, metavar="N",
+    a.add_argument("--port", type=_number(int, 1024, 65535, "a port"), metavar="N",
                    help="HTTP port on 127.0.0.1 (default: the node's own, else 9200, or 9201 with --secure)")
     a.add_argument("--secure", action="store_const", const=True, default=None,
                    help="with the security plugin: TLS (its demo CA), basic auth as admin with a generated password")
@@ -599,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--repository", metavar="URL", help="Maven repository or mirror to download from (env "
                    "OS_RERANK_MAVEN_REPOSITORY; default: the mirror in Maven's settings.xml, else Maven Central)")
     a.add_argument("--fresh", action="store_true", help="remove the node (and its data) and build it again")
-    a.add_argument("--timeout", type=float, default=180.0, metavar="SECONDS",
+    a.add_argument("--timeout", type=SECONDS, default=180.0, metavar="SECONDS",
                    help="how long to wait for the node to be healthy (default: 180)")
     _add_json(a)
     a = local_action("status", "show each local node: version, URL, running or not, memory")
@@ -610,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--purge", action="store_true", help="also remove the node's folder and data")
     a = local_action("logs", "print the end of a node's log")
     a.add_argument("--name", metavar="NAME", help="the node (needed when there are several)")
-    a.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="how many lines (default: 50)")
+    a.add_argument("-n", "--lines", type=COUNT, default=50, metavar="N", help="how many lines (default: 50)")
     a = local_action("env", "print shell exports that point os-rerank at a node (the password is read from its file)")
     a.add_argument("--name", metavar="NAME", help="the node (needed when there are several)")
 
