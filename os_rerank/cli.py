@@ -60,12 +60,30 @@ def _cmd_validate(args: argparse.Namespace, env: Env) -> int:
 
 
 def _cmd_render(args: argparse.Namespace, env: Env) -> int:
-    from .render import parse_version, render_requests
+    from .render import render_requests
 
     config = _config(args, env)
-    version = parse_version(args.opensearch_version)
+    version = _render_version(args.opensearch_version, env)
     print_rendered(env, render_requests(config, what=args.what, version=version))
     return EXIT_OK
+
+
+def _render_version(text: str, env: Env) -> tuple[int, int, int]:
+    """--opensearch-version: refused below 2.12; above the newest os-rerank knows, rendered as that one, saying so."""
+    from .errors import RenderError
+    from .render import MIN_VERSION, NEWEST_VERSION, format_version, parse_version
+
+    try:
+        version = parse_version(text)
+    except RenderError as exc:
+        raise UsageError(f"--opensearch-version: {exc.message}", fix=exc.fix) from None
+    if version < MIN_VERSION:
+        raise UsageError(f"--opensearch-version {text}: os-rerank needs OpenSearch {format_version(MIN_VERSION)} or "
+                         "newer (remote text_similarity models and the rerank processor start there)")
+    if version > NEWEST_VERSION:
+        env.err(f"os-rerank: note: {format_version(version)} is newer than the newest version os-rerank knows "
+                f"({format_version(NEWEST_VERSION)}); rendering what {format_version(NEWEST_VERSION)} takes")
+    return version
 
 
 # --- provisioning (issue 4) ---------------------------------------------------------------------------------------

@@ -22,11 +22,25 @@ class Env:
     # Values that must never be printed (AWS keys, tokens, the password); filled as they become known.
     secrets: set[str] = field(default_factory=set)
 
-    def out(self, text: str = "") -> None:
-        print(redact(text, self.secrets), file=self.stdout)
+    def out(self, text: str = "", *, raw: bool = False) -> None:
+        """Print a line (secrets redacted; control characters made visible unless `raw`, for --json)."""
+        text = redact(text, self.secrets)
+        print(text if raw else visible(text), file=self.stdout)
 
     def err(self, text: str = "") -> None:
-        print(redact(text, self.secrets), file=self.stderr)
+        print(visible(redact(text, self.secrets)), file=self.stderr)
+
+
+# What must not reach a terminal as is from data (documents, cluster messages): C0 controls but tab and newline
+# (ESC starts escape sequences, BEL rings, CR overwrites), DEL, C1 controls, and the bidirectional overrides and
+# isolates that reorder what is shown (U+202E makes "exe.txt" read "txt.exe").
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with every terminal-unsafe character written as its escape (\\x1b, \\u202e)."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                       text)
 
 
 # Shapes of secrets, redacted even when we were not told the value (defence in depth): AWS key ids; the password in
@@ -52,7 +66,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def print_json(env: Env, value: Any) -> None:
-    env.out(json.dumps(value, ensure_ascii=False, indent=2))
+    """--json: the data exactly (JSON escapes every control character itself), secrets redacted."""
+    env.out(json.dumps(value, ensure_ascii=False, indent=2), raw=True)
 
 
 def print_rendered(env: Env, rendered: Sequence[Rendered]) -> None:

@@ -388,7 +388,7 @@ def test_cli_up_refuses_bad_values_before_doing_anything(tmp_path: Path) -> None
     for argv, message in ((["--version", "2.11.0"], "--version 2.11.0: os-rerank needs OpenSearch 2.12 or newer"),
                           (["--version", "latest"], "--version: not an OpenSearch release: 'latest'"),
                           (["--heap", "lots"], "--heap: expected a size like 1g or 512m"),
-                          (["--port", "70000"], "--port: 70000 is not a port a node can listen on"),
+                          (["--port", "70000"], "os-rerank local up: argument --port: expected a port from 1024"),
                           (["--name", "../etc"], "--name: '../etc' is not a node name"),
                           (["--name", "Plain Node"], "--name: 'Plain Node' is not a node name")):
         code, out, err = run("local", "up", "--dir", str(tmp_path), *argv)

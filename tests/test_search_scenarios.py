@@ -104,4 +104,4 @@ def test_search_against_a_missing_pipeline_says_how_to_fix_it(fake_backend: Back
 def test_search_size_must_be_positive(fake_backend: Backend, size: str) -> None:
     config = str(fake_backend.config())
     code, _, err = fake_backend.run("search", "--config", config, QUERY, "--size", size)
-    assert code == 2 and "--size must be at least 1" in err
+    assert code == 2 and f"argument --size/-n: expected a number of hits from 1 to 10000, got '{size}'" in err
