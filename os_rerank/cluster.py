@@ -35,10 +35,11 @@ class Call:
     method: str
     path: str
     status: int
+    bookkeeping: bool = False  # os-rerank's own lock (lock.py): not a change to a managed resource
 
     @property
     def is_write(self) -> bool:
-        if self.method in ("GET", "HEAD"):
+        if self.method in ("GET", "HEAD") or self.bookkeeping:
             return False
         path = self.path.split("?", 1)[0]
         reads = path.endswith(_READ_ONLY_POST_SUFFIXES) or "/_predict/" in path
@@ -76,8 +77,12 @@ class Cluster:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         missing_ok: bool = False,
+        bookkeeping: bool = False,
     ) -> Any:
-        """The decoded response of `method path`; None for a 404 when `missing_ok`. ClusterError otherwise."""
+        """The decoded response of `method path`; None for a 404 when `missing_ok`. ClusterError otherwise.
+
+        `bookkeeping` marks os-rerank's own lock requests, which are not counted as writes.
+        """
         from opensearchpy.exceptions import ConnectionError as OsConnectionError
         from opensearchpy.exceptions import SSLError, TransportError
 
@@ -91,13 +96,13 @@ class Cluster:
                     method, path, params=dict(params or {}), body=payload, headers=headers
                 )
             except SSLError as exc:
-                self._record(method, shown, 0)
+                self._record(method, shown, 0, bookkeeping)
                 raise ClusterError(
                     f"{method} {shown}: the TLS certificate of {self.url} is not trusted ({_short(exc)})",
                     fix="set opensearch.ca_certs to the cluster's CA bundle (or verify_certs: false, for tests only)",
                 ) from None
             except OsConnectionError as exc:
-                self._record(method, shown, 0)
+                self._record(method, shown, 0, bookkeeping)
                 if method in ("GET", "HEAD") and attempt + 1 < RETRY_ATTEMPTS:
                     self.sleep(RETRY_BASE_SECONDS * 2**attempt)
                     continue
@@ -107,7 +112,7 @@ class Cluster:
                 ) from None
             except TransportError as exc:
                 status = exc.status_code if isinstance(exc.status_code, int) else None
-                self._record(method, shown, status or 0)
+                self._record(method, shown, status or 0, bookkeeping)
                 if status == 404 and missing_ok:
                     return None
                 retry = status in _TRANSIENT and (method in ("GET", "HEAD") or status in (429, 503))
@@ -115,12 +120,12 @@ class Cluster:
                     self.sleep(RETRY_BASE_SECONDS * 2**attempt)
                     continue
                 raise self._error(method, shown, status, exc.info) from None
-            self._record(method, shown, 200)
+            self._record(method, shown, 200, bookkeeping)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _record(self, method: str, path: str, status: int) -> None:
-        call = Call(method, path, status)
+    def _record(self, method: str, path: str, status: int, bookkeeping: bool = False) -> None:
+        call = Call(method, path, status, bookkeeping)
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)

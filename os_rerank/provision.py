@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, OnEvent, apply_plan
+from . import lock
+from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, Event, OnEvent, apply_plan
 from .cluster import Cluster, connect
 from .config import Config
 from .credentials import ConnectorCredential
@@ -58,9 +59,19 @@ class SetupResult:
 def run_setup(cluster: Cluster, config: Config, credential: ConnectorCredential, *, on_event: OnEvent | None = None,
               run_verify: bool = True, deploy_timeout: float = DEPLOY_TIMEOUT_SECONDS,
               private_host: Callable[[str], bool] = is_private_host) -> SetupResult:
-    """Plan, apply, and (unless told not to) verify; `writes` counts every write request sent."""
-    plan = plan_setup(cluster, config, private_host=private_host)
-    applied = apply_plan(plan, cluster, config, credential, on_event, deploy_timeout=deploy_timeout)
+    """Plan, apply, and (unless told not to) verify; `writes` counts every write request sent.
+
+    Planning and applying hold the lock of these resources (lock.py), so a second setup at the same time waits and
+    then finds everything made: never two connectors.
+    """
+    def note(message: str) -> None:
+        if on_event is not None:
+            on_event(Event("wait", "lock", lock.lock_name(config), message))
+
+    preflight(cluster)  # a cluster that cannot rerank is refused before anything, the lock included, is written
+    with lock.held(cluster, config, "setup", note):
+        plan = plan_setup(cluster, config, private_host=private_host)
+        applied = apply_plan(plan, cluster, config, credential, on_event, deploy_timeout=deploy_timeout)
     writes = len(cluster.writes())
     report = None
     if run_verify:

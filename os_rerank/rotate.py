@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import lock
 from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
@@ -119,7 +120,13 @@ def rotate_credentials(
         steps.append(text)
         on_event(text)
 
-    waits: dict[str, Any] = {"sleep": sleep, "clock": clock, "timeout": timeout, "poll": poll}
+    with lock.held(cluster, config, "rotate-credentials", on_event):
+        return _rotate(cluster, config, cred, steps, step, verify,
+                       {"sleep": sleep, "clock": clock, "timeout": timeout, "poll": poll})
+
+
+def _rotate(cluster: Cluster, config: Config, cred: ConnectorCredential, steps: list[str],
+            step: Callable[[str], None], verify: Verify | None, waits: dict[str, Any]) -> RotateResult:
     connector_id = find_connector(cluster, config.connector.name)
     models = find_models(cluster, connector_id)
     model_ids = tuple(m for m, _ in models)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import lock
 from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
@@ -62,8 +63,18 @@ class TeardownReport:
 
 def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
              on_step: Callable[[TeardownStep], None] | None = None) -> TeardownReport:
-    """Remove the resources `config` names; never raises for one resource, reports it instead."""
+    """Remove the resources `config` names; never raises for one resource, reports it instead.
+
+    Holds the lock of these resources (lock.py) while it works, so it never races a setup.
+    """
     report = TeardownReport()
+    with lock.held(cluster, config, "teardown", report.notes.append):
+        _teardown(cluster, config, keep_index, on_step, report)
+    return report
+
+
+def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Callable[[TeardownStep], None] | None,
+              report: TeardownReport) -> None:
 
     def step(resource: str, name: str, id: str | None, action: Callable[[], str], detail: str = "") -> None:
         try:
@@ -83,11 +94,11 @@ def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
 
     pipeline = config.pipeline.name
     step("pipeline", pipeline, pipeline, delete(f"/_search/pipeline/{pipeline}"))
-    index = config.index.name
-    if keep_index:
-        step("index", index, index, lambda: KEPT, "--keep-index")
-    else:
-        step("index", index, index, delete(f"/{index}"))
+    for index in (config.index.name, f"{config.index.name}-eval"):  # the test index, and the one eval loads
+        if keep_index:
+            step("index", index, index, lambda: KEPT, "--keep-index")
+        else:
+            step("index", index, index, delete(f"/{index}"))
 
     deleted: dict[str, tuple[str, list[str]]] = {}  # kind -> (name, ids deleted)
 
@@ -128,11 +139,50 @@ def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
         if groups is not None and not groups:
             step("model group", config.model.group, None, lambda: GONE)
 
+    _trusted_entry(cluster, config, step)
     for kind, (name, ids) in deleted.items():
         if not ml.await_search(cluster, kind, ml.name_query(name), absent=ids):
             report.notes.append(f"ML Commons' search still lists deleted {kind.replace('_', ' ')} "
                                 f"{', '.join(ids)}; a command run at once may see them for a moment")
-    return report
+
+
+def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None]) -> None:
+    """Remove the trusted-endpoint regex setup added for the connector URL, unless another connector still uses it.
+
+    setup adds exactly `url_regex(<connector URL>)` (plan.py), so that entry, and only it, is os-rerank's. The
+    other entries, and private_ip_enabled (which other connectors may need), stay as they are.
+    """
+    from .plan import regex_admits, url_regex
+    from .render import MIN_VERSION
+    from .state import TRUSTED_REGEX, read_settings
+
+    entry = url_regex(config.sagemaker.connector_url)
+    try:
+        regexes, explicit, _, scope = read_settings(cluster, MIN_VERSION)
+    except OsRerankError as exc:
+        step("setting", TRUSTED_REGEX, None, functools.partial(_raise, exc))
+        return
+    if not explicit or entry not in regexes:
+        return
+    users = sorted({c.id for c in ml.find(cluster, ml.CONNECTORS, {"match_all": {}})
+                    if any(regex_admits(entry, str(a.get("url", ""))) for a in c.body.get("actions") or [])})
+    if users:
+        step("setting", TRUSTED_REGEX, None, lambda: KEPT,
+             f"entry {entry} still admits connector(s) {', '.join(users)}")
+        return
+    kept = [r for r in regexes if r != entry]
+
+    def remove() -> str:
+        try:
+            cluster.request("PUT", "/_cluster/settings", body={scope: {TRUSTED_REGEX: kept or None}})
+        except ClusterError as exc:
+            if exc.status == 403:
+                raise ClusterError(f"not allowed to change cluster settings: {exc.message}",
+                                   fix=f"an admin can remove {entry} from {TRUSTED_REGEX}") from None
+            raise
+        return DELETED
+
+    step("setting", TRUSTED_REGEX, None, remove, f"entry {entry}")
 
 
 def _undeploy(cluster: Cluster, model_id: str) -> Callable[[], str]:

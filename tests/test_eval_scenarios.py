@@ -65,6 +65,10 @@ def test_eval_loads_the_corpus_once_and_scores_both_runs(evaluated: tuple[Backen
     assert data["documents"]["action"] == "reused"
     assert err.splitlines()[0] == "eval: index os-rerank-scenario-eval already holds 217 documents; reusing it"
 
+    code, out, err = backend.run("teardown", "--config", config)  # teardown removes what eval made too
+    assert code == 0, err
+    assert "- index os-rerank-scenario-eval deleted" in out.splitlines()
+
 
 def test_eval_on_the_test_index(evaluated: tuple[Backend, str], tmp_path: Path) -> None:
     backend, config = evaluated

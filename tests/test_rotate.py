@@ -150,7 +150,7 @@ def test_rotate_undeploys_updates_deploys_and_verifies(
         ("PUT", f"{ML}/connectors/{connector_id}"),
         ("POST", f"{ML}/models/{model_id}/_deploy"),
     ]
-    put = next(r for r in double.requests if r.method == "PUT")
+    put = next(r for r in double.writes() if r.method == "PUT")
     assert set(json.loads(put.body)) == {"credential"}
     assert double.state.connectors[connector_id]["credential"] == {
         "access_key": NEW_KEY, "secret_key": NEW_SECRET, "session_token": NEW_TOKEN}

@@ -124,9 +124,11 @@ class OpenSearchDouble:
         """Every request the double sent to a connector endpoint (url, method, signed headers, body, status)."""
         return list(self.caller.calls)
 
-    def writes(self) -> list[RecordedRequest]:
-        """The recorded writes: PUT/POST/DELETE except `_search`, `_count`, `_predict`."""
-        return [r for r in self.front.requests if r.is_write]
+    def writes(self, *, locks: bool = False) -> list[RecordedRequest]:
+        """The recorded writes: PUT/POST/DELETE except `_search`, `_count`, `_predict`; os-rerank's lock index
+        (os_rerank/lock.py) is bookkeeping, left out unless `locks`, as os-rerank's own write count leaves it out."""
+        return [r for r in self.front.requests
+                if r.is_write and (locks or not r.path.startswith("/os-rerank-lock-"))]
 
     def clear_requests(self) -> None:
         self.front.requests.clear()

@@ -143,9 +143,11 @@ def test_teardown_continues_past_a_failure_reports_it_and_a_rerun_finishes(fake_
     assert err.splitlines()[0] == f"os-rerank: error: teardown: 1 step(s) failed: connector {ids['connector']}"
     code, report, err = fake_backend.run_json("teardown", "--config", config)
     assert (code, err) == (0, "")
+    assert "= setting plugins.ml_commons.trusted_connector_endpoints_regex kept: entry " in out  # still in use
     assert [(s["resource"], s["outcome"]) for s in report["steps"]] == [
-        ("pipeline", "already gone"), ("index", "already gone"), ("model", "already gone"),
-        ("connector", "deleted"), ("model group", "already gone")]
+        ("pipeline", "already gone"), ("index", "already gone"), ("index", "already gone"),
+        ("model", "already gone"), ("connector", "deleted"), ("model group", "already gone"),
+        ("setting", "deleted")]
     assert _names(fake_backend) == {"connectors": 0, "models": 0}
 
 

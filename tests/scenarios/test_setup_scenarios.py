@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from os_rerank.plan import url_regex
 from tests.backends import Backend
 
 
@@ -146,13 +147,16 @@ def test_teardown_removes_everything_and_twice_is_fine(backend: Backend) -> None
     ids = _setup(backend, config, "--no-verify")["ids"]
     code, out, err = backend.run("teardown", "--config", config)
     assert (code, err) == (0, "")
+    entry = url_regex(backend.invocation_url)
     assert out.splitlines() == [
         "- pipeline os_rerank_scenario deleted",
         "- index os-rerank-scenario deleted",
+        "= index os-rerank-scenario-eval already gone",
         f"~ model os-rerank scenario model (id {ids['model']}) undeployed: was DEPLOYED",
         f"- model os-rerank scenario model (id {ids['model']}) deleted",
         f"- connector os-rerank scenario connector (id {ids['connector']}) deleted",
         f"- model group os-rerank-scenario (id {ids['model_group']}) deleted",
+        f"- setting plugins.ml_commons.trusted_connector_endpoints_regex deleted: entry {entry}",
         "Teardown complete.",
     ]
     code, report, err = backend.run_json("teardown", "--config", config)
@@ -206,9 +210,32 @@ def test_back_to_back_commands_see_each_others_writes(backend: Backend) -> None:
     assert _setup(backend, config, "--no-verify")["writes"] == 0
     code, report, err = backend.run_json("teardown", "--config", config)
     assert (code, err, report["notes"]) == (0, "", [])
-    assert [s["outcome"] for s in report["steps"]] == ["deleted"] * 2 + ["undeployed"] + ["deleted"] * 3
+    assert [s["outcome"] for s in report["steps"]] == (["deleted"] * 2 + ["already gone", "undeployed"]
+                                                       + ["deleted"] * 4)
     states = {r["resource"]: r["state"] for rows in _status(backend, config).values() for r in rows}
     assert [states[r] for r in ("connector", "model group", "model", "index", "pipeline")] == ["missing"] * 5
     again = _setup(backend, config, "--no-verify")
     assert [a["kind"] for a in again["plan"]["actions"] if a["resource"] != "settings"] == ["create"] * 6
     assert again["ids"] != first["ids"]
+
+
+def test_two_setups_at_once_make_one_of_each(backend: Backend) -> None:
+    """Two processes set up the same config at the same moment: one makes everything, the other waits for its lock
+    (os_rerank/lock.py) and then finds nothing to do. Without the lock each made its own connector and model."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    config = str(backend.config())
+    env = {**os.environ, **backend.environ}
+    argv = [sys.executable, "-m", "os_rerank.cli", "setup", "--config", config, "--no-verify", "--json"]
+    runs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in results]
+    writes = sorted(json.loads(out)["writes"] for out, _ in results)
+    assert writes[0] == 0 and writes[1] >= 7
+    status = _status(backend, config)
+    assert [len(status[kind]) for kind in ("connector", "model group", "model")] == [1, 1, 1]
+    assert all(row["state"] != "missing" for kind in ("connector", "model") for row in status[kind])
