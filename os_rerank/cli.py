@@ -275,8 +275,12 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
                                 credentials={key_id: secret} if key_id and secret else None,
                                 max_body_bytes=args.max_body_bytes, record_path=args.record)
     except OSError as exc:
+        import errno
+
+        in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-                            fix="pick another --port, or stop what is using this one") from exc
+                         fix="pick another --port, or stop what is using this one" if in_use else
+                         "--host must be an address of this machine (127.0.0.1, 0.0.0.0, ...)") from None
     handler = logging.StreamHandler(env.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     server_log = logging.getLogger("os_rerank.server")

@@ -109,7 +109,7 @@ class OpenSearchConfig(_Strict):
     auth: Auth = NoAuth()
     verify_certs: bool = True
     ca_certs: Path | None = None
-    timeout: Annotated[float, Field(gt=0, le=600)] = 30.0
+    timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 30.0
 
     @field_validator("url")
     @classmethod
@@ -224,7 +224,7 @@ class VerifyConfig(_Strict):
     # Must be the top hit of the sample index for `query` after reranking; None skips that check.
     expected_top: str | None = "Washington, D.C."
     # Largest difference allowed between a score through OpenSearch (FLOAT32) and straight from the endpoint.
-    tolerance: Annotated[float, Field(gt=0, le=1)] = 1e-4
+    tolerance: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-4
 
 
 class AwsConfig(_Strict):
@@ -239,7 +239,7 @@ class AutoscalingConfig(_Strict):
 
     min: Annotated[int, Field(ge=1, le=100)] = 1
     max: Annotated[int, Field(ge=1, le=100)] = 2
-    target_invocations_per_instance: Annotated[float, Field(gt=0)] = 100.0
+    target_invocations_per_instance: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] = 100.0
     scale_in_cooldown: Annotated[int, Field(ge=0, le=86400)] = 300
     scale_out_cooldown: Annotated[int, Field(ge=0, le=86400)] = 60
 
@@ -325,7 +325,13 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         problems = _shape_problems(node, name)
         if problems:
             raise ConfigError(problems)
-    data = yaml.safe_load(text)  # bounded now: no duplicate keys, shallow, no exploding aliases
+    try:
+        data = yaml.safe_load(text)  # bounded now: no duplicate keys, shallow, no exploding aliases
+    except yaml.YAMLError as exc:  # composes, but does not construct (a tag such as !0)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -544,6 +550,10 @@ def _format_error(err: Any, name: str, lines: dict[tuple[str, ...], int],
         message = f"expected a mapping of fields, got {type(err.get('input')).__name__}"
     elif kind == "string_pattern_mismatch":
         message = f"invalid value {err.get('input')!r}"
+    elif kind == "finite_number":
+        message = "must be a finite number"
+    elif kind == "path_type":
+        message = f"expected a file path, got {type(err.get('input')).__name__}"
     elif kind in {"value_error", "assertion_error"}:
         message = str(ctx.get("error", err["msg"]))
     else:
