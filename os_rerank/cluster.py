@@ -143,6 +143,8 @@ class Cluster:
 
 def error_reason(info: Any) -> str:
     """The most specific human reason in an OpenSearch error body (root cause first), as one line."""
+    if info is None or info == "" or info == b"":
+        return "(no reason given)"
     if isinstance(info, (bytes, bytearray)):
         info = info.decode("utf-8", "replace")
     if isinstance(info, str):
