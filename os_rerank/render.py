@@ -18,7 +18,7 @@ import jinja2
 from .config import Config
 from .contracts import get_contract
 from .errors import RenderError
-from .resources import read_painless, resource_dir
+from .resources import read_painless, resource_dir, script_as_sent
 
 # The newest ML Commons line os-rerank knows; render defaults to it.
 NEWEST_VERSION = (3, 8, 0)
@@ -119,8 +119,8 @@ def connector_body(config: Config, *, version: Version, credential: Mapping[str,
     """The create/update connector body for `config` on ML Commons `version`."""
     contract = get_contract(config.sagemaker.contract)
     try:
-        pre = read_painless(contract.pre_process_file)
-        post = read_painless(contract.post_process_file)
+        pre = script_as_sent(read_painless(contract.pre_process_file))  # see resources.ESCAPE_MARKER: why
+        post = script_as_sent(read_painless(contract.post_process_file))
     except OSError as exc:
         raise RenderError(f"painless/: cannot read script: {exc}") from None
     body = _render_template(

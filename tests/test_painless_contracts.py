@@ -263,3 +263,43 @@ def test_without_no_escape_params_the_proposed_order_would_break_the_body(mlcomm
                                           escape_order="noescape-first")
     sent = mlcommons_glue.preprocess_payload(bare, REQUEST_BODY, CONNECTOR_PARAMETERS, "q", ["d"], version=(3, 3, 0))
     assert strict_loads(sent) == {"pairs": [["q", "d"]]}  # fine with the order released today
+
+
+# --- compaction (resources.compact_painless) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_the_compacted_scripts_do_exactly_what_the_written_ones_do(mlcommons_glue: MLCommonsGlue, name: str) -> None:
+    """The cluster runs the compacted scripts (ML Commons' per-call regex costs the square of a script's length)."""
+    sent, written = scripts(CONTRACTS[name]), scripts(CONTRACTS[name], sent=False)
+    assert all(len(s) < len(w) * 0.8 and "\n" not in s for s, w in zip(sent, written, strict=True))
+    for query in ADVERSARIAL[:8]:
+        outputs = [mlcommons_glue.preprocess_payload(pre, REQUEST_BODY, CONNECTOR_PARAMETERS, query, ADVERSARIAL,
+                                                     version=(2, 19, 1)) for pre, _ in (sent, written)]
+        assert outputs[0] == outputs[1]
+    answer = json.dumps(endpoint_answer(CONTRACTS[name], "q", ADVERSARIAL, [0.5] * len(ADVERSARIAL), seed=1))
+    tensors = [mlcommons_glue.postprocess(post, answer, version=(2, 19, 1)) for _, post in (sent, written)]
+    assert tensors[0] == tensors[1]
+
+
+def test_compaction_keeps_strings_and_separates_what_must_stay_apart() -> None:
+    from os_rerank.resources import compact_painless
+
+    source = 'int a = 1; // note "x"\n/* block */ a = a - -1;\nString s = "a  //  b /* c */";\nreturn s;\n'
+    assert compact_painless(source) == 'int a=1;a=a- -1;String s="a  //  b /* c */";return s;'
+    assert compact_painless(compact_painless(source)) == compact_painless(source)
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_every_script_sent_opens_with_the_marker_that_skips_the_quadratic_check(name: str) -> None:
+    """ML Commons skips its slow escape() scan when a script seems to define escape(); ours define and call none."""
+    import re
+
+    from os_rerank.resources import ESCAPE_MARKER
+
+    contains_escape_method = re.compile(r"String\s+escape\s*\(\s*(def|String)\s+.*?\)\s*\{?")  # StringUtils, 2.19.1
+    for script in scripts(CONTRACTS[name]):
+        assert script.startswith(ESCAPE_MARKER)
+        match = contains_escape_method.search(script)
+        assert match is not None and match.end() <= len(ESCAPE_MARKER)  # found inside the marker, at once
+        assert re.search(r"\bescape\s*\(", script[len(ESCAPE_MARKER):]) is None

@@ -27,6 +27,14 @@ def test_shipped_script_passes(path: Path) -> None:
     assert [str(v) for v in lint_file(path)] == []
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_the_compacted_script_the_cluster_runs_passes_too(path: Path) -> None:
+    from os_rerank.resources import script_as_sent
+
+    sent = script_as_sent(path.read_text(encoding="utf-8"))
+    assert [str(v) for v in lint_source(sent, f"{path.name} (compacted)")] == []
+
+
 @pytest.mark.parametrize(
     ("rule", "snippet"),
     [

@@ -19,7 +19,7 @@ from os_rerank.render import (
     parse_version,
     render_requests,
 )
-from os_rerank.resources import read_painless
+from os_rerank.resources import read_painless, script_as_sent
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "data" / "golden"
@@ -53,8 +53,8 @@ def test_painless_is_embedded_verbatim(tmp_path: Path, contract: str) -> None:
     (connector,) = render_requests(config_for(tmp_path, contract), what="connector")
     action = json.loads(connector.body)["actions"][0]
     spec = get_contract(contract)
-    assert action["pre_process_function"] == read_painless(spec.pre_process_file)
-    assert action["post_process_function"] == read_painless(spec.post_process_file)
+    assert action["pre_process_function"] == script_as_sent(read_painless(spec.pre_process_file))
+    assert action["post_process_function"] == script_as_sent(read_painless(spec.post_process_file))
     assert action["request_body"] == REQUEST_BODY
     assert action["url"] == "http://endpoint:8080/endpoints/os-rerank-cross-encoder/invocations"
 

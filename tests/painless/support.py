@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from os_rerank.contracts import Contract, ScoreRequest
-from os_rerank.resources import read_painless
+from os_rerank.resources import read_painless, script_as_sent
 
 # Gson HTML-safe input escaping (2.12-3.2) and plain (3.3+).
 PRE_VERSIONS = [(2, 19, 0), (3, 3, 0)]
@@ -37,8 +37,10 @@ def f32(x: float) -> float:
     return float(struct.unpack("<f", struct.pack("<f", x))[0])
 
 
-def scripts(contract: Contract) -> tuple[str, str]:
-    return read_painless(contract.pre_process_file), read_painless(contract.post_process_file)
+def scripts(contract: Contract, *, sent: bool = True) -> tuple[str, str]:
+    """The contract's pre- and post-process scripts as os-rerank sends them (compacted), or as written."""
+    pre, post = read_painless(contract.pre_process_file), read_painless(contract.post_process_file)
+    return (script_as_sent(pre), script_as_sent(post)) if sent else (pre, post)
 
 
 def endpoint_answer(contract: Contract, query: str, docs: Sequence[str], scores: Sequence[float], *, seed: int) -> Any:
