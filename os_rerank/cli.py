@@ -251,7 +251,7 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
     import logging
 
     from .contracts import get_contract
-    from .server.app import EndpointServer
+    from .server.app import EndpointServer, RecordError
     from .server.scorers import ScorerError, load_scorer
 
     key_id = args.access_key_id or env.environ.get(SERVE_KEY_ID_ENV)
@@ -269,11 +269,16 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
                              quantize=args.quantize, threads=args.threads, backend=args.backend)
     except ScorerError as exc:
         raise UsageError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out") from exc
+    region = args.region or env.environ.get("AWS_REGION") or env.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
     try:
         server = EndpointServer(get_contract(args.contract), scorer, host=args.host, port=args.port,
                                 endpoint_name=args.endpoint_name,
-                                credentials={key_id: secret} if key_id and secret else None,
-                                max_body_bytes=args.max_body_bytes, record_path=args.record)
+                                credentials={key_id: secret} if key_id and secret else None, region=region,
+                                max_body_bytes=args.max_body_bytes, max_documents=args.max_documents,
+                                max_connections=args.max_connections, request_timeout=args.request_timeout,
+                                record_path=args.record)
+    except RecordError as exc:
+        raise UsageError(str(exc), fix="pass --record a file this user can write, or leave it out") from None
     except OSError as exc:
         import errno
 
@@ -290,8 +295,10 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
     extra = server.contract.extra_path
     env.out(f"contract  {args.contract} (POST /invocations{', ' + extra if extra else ''})")
     env.out(f"endpoint  POST /endpoints/{args.endpoint_name}/invocations")
-    env.out(f"sigv4     verified for access key {key_id}" if key_id else
+    env.out(f"sigv4     verified for access key {key_id}, region {region}, on every POST route" if key_id else
             f"sigv4     NOT verified (set {SERVE_KEY_ID_ENV} and {SERVE_SECRET_ENV} to verify)")
+    env.out(f"limits    {args.max_body_bytes} bytes, {args.max_documents} documents per request; "
+            f"{args.max_connections} connections; {args.request_timeout:g} s to send a request")
     if args.record:
         env.out(f"record    appending each request body to {args.record}")
     env.out(f"listening on {server.url}")
@@ -472,6 +479,17 @@ def _local_env(node: object) -> list[str]:
 # --- argument types: every number range-checked before anything runs ------------------------------------------------
 
 
+def _region(text: str) -> str:
+    """An argparse type: an AWS region name such as us-west-2."""
+    import re
+
+    from .config import REGION_PATTERN
+
+    if not re.fullmatch(REGION_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"expected an AWS region such as us-west-2, got {text!r}")
+    return text
+
+
 def _number(kind: type, low: float | None = None, high: float | None = None, what: str = "a number") -> Any:
     """An argparse type: a finite `kind` in [low, high], else a one-line usage error naming the range."""
     import math
@@ -624,6 +642,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=_number(int, 1, 1 << 30, "a size in bytes"), default=6 * 1024 * 1024,
                    metavar="BYTES",
                    help="refuse larger bodies with 413 (default: 6291456, SageMaker's limit)")
+    p.add_argument("--max-documents", type=_number(int, 1, 1_000_000, "a number of documents"), default=1000,
+                   metavar="N", help="refuse requests with more documents with 413 (default: 1000)")
+    p.add_argument("--max-connections", type=_number(int, 1, 10_000, "a number of connections"), default=64,
+                   metavar="N", help="serve at most N connections at once; the next gets 503 (default: 64)")
+    p.add_argument("--request-timeout", type=_number(float, 0.1, 3600, "a number of seconds"), default=30.0,
+                   metavar="SECONDS",
+                   help="a request must arrive whole within this time of its first byte, else 408 (default: 30)")
+    p.add_argument("--region", default=None, type=_region,
+                   help="the region SigV4 signatures must be scoped to (default: env AWS_REGION, "
+                   "AWS_DEFAULT_REGION, else us-west-2)")
     p.add_argument("--access-key-id", default=None, metavar="AKID",
                    help=f"verify SigV4 for this key id (or env {SERVE_KEY_ID_ENV}); the secret comes only from "
                    f"env {SERVE_SECRET_ENV}. Without a key, signatures are not checked")

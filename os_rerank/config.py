@@ -47,7 +47,7 @@ _SECRET_KEYS = {
     "aws_session_token": "AWS credentials come from the boto3 chain (AWS_PROFILE, environment, instance role)",
 }
 
-_REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
+REGION_PATTERN = _REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
 _ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 _INVOCATIONS_PATH = re.compile(r"/endpoints/([^/]+)/invocations$")
 

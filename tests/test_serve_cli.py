@@ -28,7 +28,8 @@ def test_serve_help_lists_the_options() -> None:
     code, out, err = run("serve", "--help")
     assert (code, err) == (0, "")
     for option in ("--host", "--port", "--contract", "--model", "--endpoint-name", "--max-length", "--max-body-bytes",
-                   "--access-key-id", "--record", "--quantize", "OS_RERANK_SERVE_SECRET_ACCESS_KEY"):
+                   "--access-key-id", "--record", "--quantize", "OS_RERANK_SERVE_SECRET_ACCESS_KEY", "--region",
+                   "--max-documents", "--max-connections", "--request-timeout"):
         assert option in out
     assert "--secret" not in out  # a secret on the command line would show in `ps`
 
@@ -39,6 +40,27 @@ def test_key_id_without_secret_is_an_error() -> None:
     assert err == ("os-rerank: error: SigV4 needs both an access key id and its secret\n"
                    "os-rerank: error: fix: set OS_RERANK_SERVE_SECRET_ACCESS_KEY together with --access-key-id / "
                    "OS_RERANK_SERVE_ACCESS_KEY_ID\n")
+
+
+def test_an_unwritable_record_file_is_refused_before_serving(tmp_path: Path) -> None:
+    code, out, err = run("serve", "--port", "0", "--record", str(tmp_path / "no" / "such" / "dir.jsonl"))
+    assert (code, out) == (2, "")
+    assert err == (f"os-rerank: error: cannot write the record file {tmp_path}/no/such/dir.jsonl: No such file or "
+                   "directory\n"
+                   "os-rerank: error: fix: pass --record a file this user can write, or leave it out\n")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--region", "Mars"), "argument --region: expected an AWS region such as us-west-2, got 'Mars'"),
+    (("--max-documents", "0"), "argument --max-documents: expected a number of documents from 1 to 1000000, got '0'"),
+    (("--request-timeout", "nan"), "argument --request-timeout: expected a number of seconds, got 'nan'"),
+    (("--max-connections", "-1"), "argument --max-connections: expected a number of connections from 1 to 10000, "
+                                  "got '-1'"),
+])
+def test_limit_and_region_arguments_are_checked(argv: tuple[str, ...], message: str) -> None:
+    code, out, err = run("serve", "--port", "0", *argv)
+    assert (code, out) == (2, "")
+    assert message in err and len(err.splitlines()) <= 2
 
 
 def test_bad_model_directory_is_an_error(tmp_path: Path) -> None:
@@ -68,7 +90,7 @@ def test_serve_subprocess_end_to_end(tmp_path: Path) -> None:
             "scorer    lexical (BM25 + ordered bigrams over the request's documents; no model weights)\n",
             "contract  pairs-scores (POST /invocations)\n",
             "endpoint  POST /endpoints/cli-ep/invocations\n",
-            "sigv4     verified for access key AKIDCLITEST\n",
+            "sigv4     verified for access key AKIDCLITEST, region us-west-2, on every POST route\n",
         ]
         url = banner[-1].removeprefix("listening on ").strip()
         assert url.startswith("http://127.0.0.1:")

@@ -80,7 +80,7 @@ def test_sample_query_ranks_washington_first(server_for) -> None:
 
 
 def test_container_routes_and_ping(server_for) -> None:
-    server = server_for("tei-rerank")
+    server = server_for("tei-rerank", credentials=None)  # as in SageMaker: the platform authenticates
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     conn.request("GET", "/ping")
     ping = conn.getresponse()
@@ -88,13 +88,25 @@ def test_container_routes_and_ping(server_for) -> None:
     assert json.loads(ping.read()) == {"status": "Healthy", "scorer": LexicalScorer.name, "contract": "tei-rerank",
                                        "endpoint_name": DEFAULT_ENDPOINT_NAME}
     body = json.dumps(CONTRACTS["tei-rerank"].build_request(QUERY, DOCS))
-    for path in ("/invocations", "/rerank"):  # the container protocol is unauthenticated, as inside SageMaker
+    for path in ("/invocations", "/rerank"):
         conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         assert response.status == 200
         assert CONTRACTS["tei-rerank"].parse_response(json.loads(response.read()), 4) == LexicalScorer().score(
             [(QUERY, d) for d in DOCS])
     conn.close()
+
+
+def test_with_keys_the_container_routes_need_a_signature_too(server_for) -> None:
+    server = server_for("tei-rerank")
+    body = json.dumps(CONTRACTS["tei-rerank"].build_request(QUERY, DOCS))
+    for path in ("/invocations", "/rerank"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())) == (403, {"message": "Missing Authentication Token"})
+        conn.close()
+    assert server.received == []
 
 
 def test_topk_limits_results(server_for) -> None:
@@ -116,7 +128,7 @@ def test_unknown_endpoint_is_404(server_for) -> None:
 
 
 def test_endpoint_name_with_dots_and_other_region(server_for) -> None:
-    server = server_for("pairs-scores", endpoint_name="my.reranker-v2")
+    server = server_for("pairs-scores", endpoint_name="my.reranker-v2", region="eu-west-1")
     c = boto3.client("sagemaker-runtime", endpoint_url=server.url, region_name="eu-west-1",
                      aws_access_key_id=AKID, aws_secret_access_key=SECRET)
     assert invoke(c, {"pairs": [["q", "q"]]}, name="my.reranker-v2")["scores"][0] > 0
@@ -155,7 +167,7 @@ def test_fail_next_injects_throttling_then_recovers(server_for) -> None:
 
 def test_record_file_holds_each_body(server_for, tmp_path: Path) -> None:
     record = tmp_path / "received.jsonl"
-    server = server_for("hf-text-classification", record_path=record)
+    server = server_for("hf-text-classification", record_path=record, credentials=None)
     body = CONTRACTS["hf-text-classification"].build_request(TRICKY_QUERY, TRICKY_DOCS)
     invoke(client(server.url), body)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)

@@ -89,3 +89,30 @@ def test_every_contract_serves_the_model(models: dict[int, Path], contract: str)
         with urlopen(request, timeout=10) as reply:
             scores = CONTRACTS[contract].parse_response(json.loads(reply.read()), len(docs))
     assert scores == pytest.approx(reference_scores(models[1], [(QUERY, d) for d in docs]), abs=1e-5)
+
+
+@pytest.mark.parametrize(("query", "cut"), [
+    ("capital of the united states " * 200, True),
+    ("대한민국의 수도는 서울이다 भारत की राजधानी नई दिल्ली है। " * 120, True),
+    ("x" * 5000 + " tail words", False),  # long in characters, 10 tokens: nothing to cut
+    ("word " * 20 + "y" * 3000 + " more words " * 100, True),
+], ids=["english", "korean-hindi", "one-long-word", "long-word-after-the-kept-tokens"])
+def test_a_long_query_is_cut_without_changing_any_pair_s_tokens(models: dict[int, Path], query: str,
+                                                                cut: bool) -> None:
+    """The query is tokenized once and cut past what truncation keeps; every pair's tokens are what they would be
+    had the whole query gone to the tokenizer with each document (documents shorter and longer than the cut)."""
+    scorer = load_scorer(models[1], max_length=32)
+    assert isinstance(scorer, CrossEncoderScorer)
+    docs = ["", "서울", "short", *("a longer document about the capital " * n for n in (1, 3, 6, 12, 25, 50, 100))]
+    expected = []
+    for doc in docs:
+        try:
+            enc = scorer.tokenizer([query], [doc], truncation="only_second", max_length=32)
+        except Exception:
+            enc = scorer.tokenizer([query], [doc], truncation="longest_first", max_length=32)
+        expected.append({k: list(enc[k][0]) for k in ("input_ids", "token_type_ids", "attention_mask")})
+    pairs = [(query, d) for d in docs] + [("short query", d) for d in docs]
+    got = scorer.encode(pairs)
+    assert got[: len(docs)] == expected
+    assert got[len(docs):] == scorer.encode([("short query", d) for d in docs])
+    assert (scorer._query_words(query) is not None) == cut  # which path was taken

@@ -15,17 +15,19 @@ Two kinds, one interface (`Scorer.score(pairs) -> list[float]`, `Scorer.name`):
 * `LexicalScorer` needs no weights and never imports torch, so demos and tests run end to end anywhere. See its
   docstring for the function.
 
-Scorers are not thread-safe; the server serializes calls.
+Scorers are not thread-safe; the server serializes their work (in turns, see Scorer).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,11 +57,25 @@ class ScorerError(Exception):
 
 
 class Scorer(Protocol):
-    """Anything that scores pairs: `name` says what it is (shown on /ping and at start-up)."""
+    """Anything that scores pairs: `name` says what it is (shown on /ping and at start-up).
+
+    A scorer may also offer `score_in_turns(pairs, turn) -> list[float]`: the same scores, with the work cut into
+    pieces that each run inside `with turn():`. The server passes a first-come-first-served turn shared by all
+    requests, so a request of 2,000 documents and one of 10 take turns a batch at a time instead of the small one
+    waiting for the whole big one. Without it, the server gives `score` one turn for the whole request.
+    """
 
     name: str
 
     def score(self, pairs: Sequence[Pair]) -> list[float]: ...
+
+
+Turn = Callable[[], AbstractContextManager[object]]
+
+
+def no_turns() -> AbstractContextManager[object]:
+    """The turn of a scorer used on its own: nothing to wait for."""
+    return contextlib.nullcontext()
 
 
 # --- the lexical scorer -------------------------------------------------------------------------------------------
@@ -117,23 +133,37 @@ class LexicalScorer:
         self.bigram_weight = bigram_weight
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
+        return self.score_in_turns(pairs, no_turns)
+
+    def score_in_turns(self, pairs: Sequence[Pair], turn: Turn, *, chunk: int = 64) -> list[float]:
+        """`score`, `chunk` documents or pairs per turn (see Scorer)."""
         docs: dict[str, tuple[Counter[str], Counter[tuple[str, str]], int]] = {}
-        for _, doc in pairs:
-            if doc not in docs:
-                words = tokenize(doc)
-                docs[doc] = (Counter(words), Counter(_bigrams(words)), len(words))
-        n_docs = len(docs)
-        avg_len = (sum(length for _, _, length in docs.values()) / n_docs) if n_docs else 0.0
-        df_uni = _document_frequency(uni for uni, _, _ in docs.values())
-        df_bi = _document_frequency(bi for _, bi, _ in docs.values())
+        distinct = list(dict.fromkeys(doc for _, doc in pairs))
+        for start in range(0, len(distinct), chunk):
+            with turn():
+                for doc in distinct[start : start + chunk]:
+                    words = tokenize(doc)
+                    docs[doc] = (Counter(words), Counter(_bigrams(words)), len(words))
+        with turn():
+            n_docs = len(docs)
+            avg_len = (sum(length for _, _, length in docs.values()) / n_docs) if n_docs else 0.0
+            df_uni = _document_frequency(uni for uni, _, _ in docs.values())
+            df_bi = _document_frequency(bi for _, bi, _ in docs.values())
+        # Each distinct query is tokenized once: the TEI and query-documents contracts repeat one query per pair.
+        queries: dict[str, tuple[set[str], set[tuple[str, str]]]] = {}
         out = []
-        for query, doc in pairs:
-            q_words = tokenize(query)
-            uni, bi, length = docs[doc]
-            norm = self.k1 * (1 - self.b + self.b * length / avg_len) if avg_len else self.k1
-            raw = self._bm25(set(q_words), uni, df_uni, n_docs, norm)
-            raw += self.bigram_weight * self._bm25(set(_bigrams(q_words)), bi, df_bi, n_docs, norm)
-            out.append(raw / (1.0 + raw))
+        for start in range(0, len(pairs), chunk):
+            with turn():
+                for query, doc in pairs[start : start + chunk]:
+                    terms = queries.get(query)
+                    if terms is None:
+                        q_words = tokenize(query)
+                        terms = queries[query] = (set(q_words), set(_bigrams(q_words)))
+                    uni, bi, length = docs[doc]
+                    norm = self.k1 * (1 - self.b + self.b * length / avg_len) if avg_len else self.k1
+                    raw = self._bm25(terms[0], uni, df_uni, n_docs, norm)
+                    raw += self.bigram_weight * self._bm25(terms[1], bi, df_bi, n_docs, norm)
+                    out.append(raw / (1.0 + raw))
         return out
 
     def _bm25(self, terms: set[Any], tf: Counter[Any], df: Counter[Any], n_docs: int, norm: float) -> float:
@@ -240,28 +270,74 @@ class CrossEncoderScorer:
 
     def encode(self, pairs: Sequence[Pair]) -> list[dict[str, list[int]]]:
         """Token ids of each pair, truncated to max_length (document first; both sides if the query is too long)."""
-        queries = [q for q, _ in pairs]
-        docs = [d for _, d in pairs]
+        words = {q: self._query_words(q) for q in dict.fromkeys(q for q, _ in pairs)}
+        rows: list[dict[str, list[int]] | None] = [None] * len(pairs)
+        usual = [i for i, (q, _) in enumerate(pairs) if words[q] is None]
+        for i, (q, d) in enumerate(pairs):
+            found = words[q]
+            if found is not None:  # the query alone fills max_length: both sides are cut, as below
+                enc = self.tokenizer([self._cut_query(q, d, *found)], [d], truncation="longest_first",
+                                     max_length=self.max_length)
+                rows[i] = _rows(enc, 1)[0]
         try:
-            enc = self.tokenizer(queries, docs, truncation="only_second", max_length=self.max_length)
-            return _rows(enc, len(pairs))
+            enc = self.tokenizer([pairs[i][0] for i in usual], [pairs[i][1] for i in usual],
+                                 truncation="only_second", max_length=self.max_length)
+            for i, row in zip(usual, _rows(enc, len(usual)), strict=True):
+                rows[i] = row
         except Exception:  # the tokenizers library raises a bare Exception when the query alone is too long
-            pass
-        rows = []
-        for q, d in pairs:
-            try:
-                enc = self.tokenizer([q], [d], truncation="only_second", max_length=self.max_length)
-            except Exception:
-                enc = self.tokenizer([q], [d], truncation="longest_first", max_length=self.max_length)
-            rows.extend(_rows(enc, 1))
-        return rows
+            for i in usual:
+                q, d = pairs[i]
+                try:
+                    enc = self.tokenizer([q], [d], truncation="only_second", max_length=self.max_length)
+                except Exception:
+                    enc = self.tokenizer([q], [d], truncation="longest_first", max_length=self.max_length)
+                rows[i] = _rows(enc, 1)[0]
+        return [row for row in rows if row is not None]
+
+    # A query of a megabyte must not be tokenized again for every document. When a query alone fills max_length,
+    # only `longest_first` truncation can apply to its pairs, and its result depends on the query only through the
+    # tokens it keeps (at most max_length from the start) and on whether the query or the document is the longer.
+    # So the query is tokenized once, and for each document it is cut at a word boundary past both max_length and
+    # the document's length, plus a margin: every pair's tokens stay exactly what the whole query would give
+    # (tests/test_serve_onnx_models.py compares them).
+    _CUT_MARGIN = 64
+
+    def _query_words(self, query: str) -> tuple[list[int], list[int | None]] | None:
+        """(start offset, word index) of each token of a query that alone fills max_length; else None."""
+        if len(query) <= 4 * self.max_length:  # short: tokenizing it again per document is cheap
+            return None
+        try:
+            enc = self.tokenizer(query, add_special_tokens=False, return_offsets_mapping=True)
+            starts, word_ids = [start for start, _ in enc["offset_mapping"]], enc.word_ids()
+        except (NotImplementedError, ValueError, TypeError):  # a slow (Python) tokenizer has neither
+            return None
+        return (starts, word_ids) if len(starts) >= self.max_length else None
+
+    def _cut_query(self, query: str, doc: str, starts: list[int], word_ids: list[int | None]) -> str:
+        """The query cut at the start of a word, keeping more tokens than max_length and than the document has."""
+        doc_tokens = len(self.tokenizer(doc, add_special_tokens=False)["input_ids"])
+        needed = max(self.max_length, doc_tokens) + 1
+        k = needed + self._CUT_MARGIN
+        if k >= len(starts):
+            return query
+        while k > needed and word_ids[k] is not None and word_ids[k - 1] == word_ids[k]:
+            k -= 1  # back to the first token of the word, so no word is split
+        return query if k <= needed else query[: starts[k]]
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
+        return self.score_in_turns(pairs, no_turns)
+
+    def score_in_turns(self, pairs: Sequence[Pair], turn: Turn) -> list[float]:
+        """`score`, one tokenized chunk or one forward pass per turn (see Scorer). The tokenizer is used only inside
+        a turn too: a fast tokenizer called from two threads at once can fail ("Already borrowed")."""
         import numpy as np
 
         if not pairs:
             return []
-        rows = self.encode(pairs)
+        rows: list[dict[str, list[int]]] = []
+        for start in range(0, len(pairs), self.batch_size):
+            with turn():
+                rows.extend(self.encode(pairs[start : start + self.batch_size]))
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]), reverse=True)
         pad_id = self.tokenizer.pad_token_id or 0
         scores = [0.0] * len(rows)
@@ -275,7 +351,8 @@ class CrossEncoderScorer:
                     ids = rows[i][key]
                     array[r, : len(ids)] = ids
                 batch[key] = array
-            logits = np.asarray(self._forward(batch), dtype=np.float64)
+            with turn():
+                logits = np.asarray(self._forward(batch), dtype=np.float64)
             if self.num_labels == 1:
                 probs = 1.0 / (1.0 + np.exp(-logits[:, 0]))
             else:
@@ -339,8 +416,6 @@ def _rows(enc: Any, n: int) -> list[dict[str, list[int]]]:
 
 
 def _autocast(torch: Any, quantize: str) -> Any:
-    import contextlib
-
     if quantize == "bf16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = dt.timedelta(minutes=5)
@@ -32,16 +33,30 @@ class SigV4Error(Exception):
         self.status = status
 
 
-def verify_sigv4(
-    method: str,
-    path: str,
+@dataclass(frozen=True)
+class Scope:
+    """What the Authorization header claims, once every check that needs no body has passed."""
+
+    key_id: str
+    secret: str = field(repr=False)
+    region: str = ""
+    amz_date: str = ""
+    signed_headers: tuple[str, ...] = ()
+    signature: str = ""
+
+
+def check_scope(
     headers: Mapping[str, str],
-    body: bytes,
     credentials: Mapping[str, str],
     *,
+    region: str | None = None,
     now: dt.datetime | None = None,
-) -> str:
-    """The access key id that validly signed this request; SigV4Error otherwise. `path` includes any query string."""
+) -> Scope:
+    """Every check that needs only the headers: algorithm, key, scope (date, region, service), clock skew.
+
+    The server runs this before it reads a body, so an unsigned or mis-scoped request costs no more than its headers.
+    `region` None accepts any region (the signature still covers it).
+    """
     lower = {k.lower(): v for k, v in headers.items()}
     auth = lower.get("authorization")
     if not auth:
@@ -56,7 +71,7 @@ def verify_sigv4(
     if len(scope) != 5 or scope[4] != "aws4_request":
         raise SigV4Error(f"Credential should be scoped correctly: {match['cred']!r}.",
                          error_type="IncompleteSignatureException")
-    key_id, date, region, service, _ = scope
+    key_id, date, scope_region, service, _ = scope
     secret = credentials.get(key_id)
     if secret is None:
         raise SigV4Error("The security token included in the request is invalid.",
@@ -64,6 +79,9 @@ def verify_sigv4(
     if service != SERVICE:
         raise SigV4Error(f"Credential should be scoped to correct service: '{SERVICE}'.",
                          error_type="InvalidSignatureException")
+    if region is not None and scope_region != region:
+        raise SigV4Error(f"Credential should be scoped to a valid region: {scope_region!r} is not this endpoint's "
+                         f"region {region!r} (serve --region).", error_type="InvalidSignatureException")
     amz_date = lower.get("x-amz-date", "")
     try:
         signed_at = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
@@ -88,6 +106,22 @@ def verify_sigv4(
     if missing:
         raise SigV4Error(f"Signed header(s) missing from the request: {', '.join(missing)}.",
                          error_type="InvalidSignatureException")
+    return Scope(key_id, secret, scope_region, amz_date, tuple(signed), match["sig"])
+
+
+def verify_sigv4(
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    credentials: Mapping[str, str],
+    *,
+    region: str | None = None,
+    now: dt.datetime | None = None,
+) -> str:
+    """The access key id that validly signed this request; SigV4Error otherwise. `path` includes any query string."""
+    scope = check_scope(headers, credentials, region=region, now=now)
+    lower = {k.lower(): v for k, v in headers.items()}
 
     content_sha = lower.get("x-amz-content-sha256")
     if content_sha is not None and not hmac.compare_digest(content_sha, hashlib.sha256(body).hexdigest()):
@@ -100,14 +134,15 @@ def verify_sigv4(
     from botocore.credentials import Credentials
 
     request = AWSRequest(method=method, url=f"http://{lower['host']}{path}", data=body,
-                         headers={h: lower[h] for h in signed})
-    request.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(key_id, secret, lower.get("x-amz-security-token")), service, region)
+                         headers={h: lower[h] for h in scope.signed_headers})
+    request.context["timestamp"] = scope.amz_date
+    signer = SigV4Auth(Credentials(scope.key_id, scope.secret, lower.get("x-amz-security-token")), SERVICE,
+                       scope.region)
     expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-    if not hmac.compare_digest(expected, match["sig"]):
+    if not hmac.compare_digest(expected, scope.signature):
         raise SigV4Error(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
             "Access Key and signing method. Consult the service documentation for details.",
             error_type="InvalidSignatureException",
         )
-    return key_id
+    return scope.key_id
