@@ -245,6 +245,7 @@ SERVE_KEY_ID_ENV = "OS_RERANK_SERVE_ACCESS_KEY_ID"
 SERVE_SECRET_ENV = "OS_RERANK_SERVE_SECRET_ACCESS_KEY"
 SERVE_MODEL_ENV = "OS_RERANK_SERVE_MODEL"
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
+SAGEMAKER_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 
 
 def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
@@ -269,9 +270,15 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
                              quantize=args.quantize, threads=args.threads, backend=args.backend)
     except ScorerError as exc:
         raise UsageError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out") from exc
+    port = args.port
+    if port is None:
+        text = env.environ.get(SAGEMAKER_PORT_ENV) or "8080"
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise UsageError(f"{SAGEMAKER_PORT_ENV}={text!r} is not a port", fix="unset it or pass --port")
+        port = int(text)
     region = args.region or env.environ.get("AWS_REGION") or env.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
     try:
-        server = EndpointServer(get_contract(args.contract), scorer, host=args.host, port=args.port,
+        server = EndpointServer(get_contract(args.contract), scorer, host=args.host, port=port,
                                 endpoint_name=args.endpoint_name,
                                 credentials={key_id: secret} if key_id and secret else None, region=region,
                                 max_body_bytes=args.max_body_bytes, max_documents=args.max_documents,
@@ -283,7 +290,7 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
         import errno
 
         in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+        raise UsageError(f"cannot listen on {args.host}:{port}: {exc.strerror or exc}",
                          fix="pick another --port, or stop what is using this one" if in_use else
                          "--host must be an address of this machine (127.0.0.1, 0.0.0.0, ...)") from None
     handler = logging.StreamHandler(env.stderr)
@@ -620,8 +627,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint")
     p.add_argument("--contract", default="hf-text-classification", choices=CONTRACT_NAMES)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=_number(int, 0, 65535, "a port"), default=8080,
-                   help="port to listen on; 0 picks a free one (default: 8080)")
+    p.add_argument("--port", type=_number(int, 0, 65535, "a port"), default=None,
+                   help=f"port to listen on; 0 picks a free one (default: env {SAGEMAKER_PORT_ENV}, which SageMaker "
+                   "sets for some containers, else 8080)")
     p.add_argument("--model", metavar="DIR", default=None,
                    help=f"a local cross-encoder directory (save_pretrained layout; env {SERVE_MODEL_ENV}; "
                    f"default {SAGEMAKER_MODEL_DIR} when it holds a model); otherwise the lexical scorer (no weights, "

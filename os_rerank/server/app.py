@@ -101,6 +101,8 @@ DEFAULT_ACCOUNT_ID = "123456789012"
 _RECEIVED_MAX = 1000
 _RECEIVED_MAX_BYTES = 64 * 1024 * 1024
 _WRITE_TIMEOUT = 30.0
+# On SIGTERM, requests already being answered get this long to finish (their answers and log lines) before exit.
+_SHUTDOWN_GRACE = 10.0
 # A body that will not be used (over the limit, unauthenticated) is read and thrown away, so the client sees the
 # answer rather than a reset connection, up to this size; beyond it the connection is closed.
 _DRAIN_LIMIT = 64 * 1024 * 1024
@@ -269,6 +271,7 @@ class EndpointServer:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
             self._httpd.server_close()
+            self._httpd.drain(_SHUTDOWN_GRACE)
 
     def __enter__(self) -> EndpointServer:
         return self.start()
@@ -519,6 +522,16 @@ class _HTTPServer(ThreadingHTTPServer):
     slots: threading.BoundedSemaphore
     max_connections: int
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.busy = 0  # requests being answered now (idle keep-alive connections not counted)
+        self.busy_changed = threading.Condition()
+
+    def drain(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the requests being answered to finish."""
+        with self.busy_changed:
+            self.busy_changed.wait_for(lambda: self.busy == 0, timeout)
+
     def process_request(self, request: Any, client_address: Any) -> None:
         """One thread per connection, up to max_connections; the next one is answered 503 and closed at once."""
         if not self.slots.acquire(blocking=False):
@@ -593,7 +606,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._reader.deadline = time.monotonic() + endpoint.request_timeout
-        super().handle_one_request()
+        with self.server.busy_changed:
+            self.server.busy += 1
+        try:
+            super().handle_one_request()
+        finally:
+            with self.server.busy_changed:
+                self.server.busy -= 1
+                self.server.busy_changed.notify_all()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         pass  # one line per request is logged by _send instead
