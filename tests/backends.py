@@ -9,6 +9,8 @@
   OPENSEARCH_URL (with OPENSEARCH_USERNAME / OPENSEARCH_PASSWORD / OPENSEARCH_CA_CERTS) uses that cluster as `real`
   instead, and the endpoint must then be reachable from it (OS_RERANK_ENDPOINT_HOST, default 127.0.0.1).
   OS_RERANK_REAL=off skips the real variants, saying so; otherwise a node that cannot start fails them.
+  OS_RERANK_TEST_SLOT=N (N > 0) gives a second checkout its own nodes and endpoint ports (test<N>-plain on
+  9250 + 10N, endpoints from 18180 + 10N), so two test runs on one machine never share a cluster.
 Scenario tests never branch on the backend.
 """
 
@@ -37,8 +39,11 @@ SECRET_KEY = "scenario-secret-Zq7Wk2vPx9"
 PASSWORD = "scenario-password-Lm4Rt8"
 REAL_KINDS = ("real", "real-secure")
 # The session's endpoints for the real nodes: one port per contract, in CONTRACT_NAMES order.
-REAL_ENDPOINT_PORTS = range(18180, 18180 + len(CONTRACT_NAMES))
-REAL_NODES = {"real": ("test-plain", 9250, False), "real-secure": ("test-secure", 9251, True)}
+_SLOT = int(os.environ.get("OS_RERANK_TEST_SLOT", "0") or 0)
+_PREFIX = f"test{_SLOT}" if _SLOT else "test"
+REAL_ENDPOINT_PORTS = range(18180 + 10 * _SLOT, 18180 + 10 * _SLOT + len(CONTRACT_NAMES))
+REAL_NODES = {"real": (f"{_PREFIX}-plain", 9250 + 10 * _SLOT, False),
+              "real-secure": (f"{_PREFIX}-secure", 9251 + 10 * _SLOT, True)}
 
 
 @dataclass
