@@ -302,3 +302,13 @@ def test_no_real_looking_aws_key_in_the_stack_files() -> None:
              ".github/workflows/integration.yml", "config.local.yaml", ".ci/run"]
     for name in files:
         assert not re.search(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b", (REPO / name).read_text(encoding="utf-8")), name
+
+
+def test_every_package_ships_in_a_non_editable_install() -> None:
+    """`pip install .` (the endpoint image does it) installs only the packages pyproject lists: a subpackage left
+    out works in the editable checkout and is missing everywhere else (os_rerank.local once was)."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "os_rerank").rglob("__init__.py")}
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
