@@ -642,11 +642,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pairs per forward pass (default: 32)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "bf16"],
                    help="dynamic int8 or bfloat16 inference (faster; scores change slightly)")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
-                   help="run the model with ONNX Runtime (DIR/model.onnx or DIR/onnx/model.onnx; no torch needed) or "
-                   "with torch; auto: ONNX Runtime when DIR holds an export, else torch (default: auto)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"],
+                   help="run the model with ONNX Runtime (DIR/model.onnx or DIR/onnx/model.onnx; no torch needed), "
+                   "with OpenVINO in fp32 (the same file; pip install 'os-rerank[openvino]') or with torch; auto: "
+                   "ONNX Runtime when DIR holds an export, else torch (default: auto)")
     p.add_argument("--threads", type=_number(int, 1, 1024, "a number of threads"), default=None, metavar="N",
-                   help="torch threads (default: torch's own, one per core)")
+                   help="the runtime's threads (default: its own, one per core)")
     p.add_argument("--max-body-bytes", type=_number(int, 1, 1 << 30, "a size in bytes"), default=6 * 1024 * 1024,
                    metavar="BYTES",
                    help="refuse larger bodies with 413 (default: 6291456, SageMaker's limit)")
