@@ -97,5 +97,8 @@ def run_verify(cluster: Cluster, config: Config) -> VerifyReport:
 
 
 def run_status(cluster: Cluster, config: Config) -> list[StatusRow]:
+    from .promote import read_default
+
     info, state = read(cluster, config)
-    return status_rows(config, info, state)
+    promotion = read_default(cluster, config.index.name) if state.index is not None else None
+    return status_rows(config, info, state, promotion)
