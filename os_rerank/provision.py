@@ -33,7 +33,10 @@ def read(cluster: Cluster, config: Config) -> tuple[ClusterInfo, ClusterState]:
 
 def plan_setup(cluster: Cluster, config: Config, *, private_host: Callable[[str], bool] = is_private_host) -> Plan:
     """What setup would do on this cluster (reads only)."""
+    from .window import check_window
+
     info, state = read(cluster, config)
+    check_window(cluster, config)  # a pipeline with processors the nodes lack is refused here, before any write
     desired = desired_state(config, info.version, endpoint_private=private_host(config.sagemaker.connector_url))
     return make_plan(desired, state)
 

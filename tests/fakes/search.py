@@ -126,8 +126,12 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 class Search:
-    def __init__(self, state: ClusterState, ml: MLCommons | None, *, refresh_interval: float = 1.0) -> None:
+    def __init__(self, state: ClusterState, ml: MLCommons | None, *, refresh_interval: float = 1.0,
+                 common_module: bool = False) -> None:
         self.state = state
+        # OpenSearch's search-pipeline-common module (oversample, truncate_hits, ...): in a full distribution, not
+        # in the minimal one `os-rerank local` builds nodes from.
+        self.common_module = common_module
         self.ml = ml
         self.refresh_interval = refresh_interval
 
@@ -568,6 +572,11 @@ class Search:
             pipeline = self.state.pipelines.get(pipeline_name)
             if pipeline is None:
                 raise illegal_argument(f"Pipeline {pipeline_name} is not defined")
+        context: dict[str, Any] = {}
+        if pipeline is not None:
+            from .rerank import run_request_processors
+
+            body = run_request_processors(self, pipeline, body, context)
         with self.state.lock:
             matched: list[tuple[float, int, str, str]] = []
             order = 0
@@ -596,7 +605,7 @@ class Search:
         if pipeline is not None:
             from .rerank import run_response_processors
 
-            response = run_response_processors(self, pipeline_name, pipeline, body, response)
+            response = run_response_processors(self, pipeline_name, pipeline, body, response, context)
             # Seen on 2.19.1: a search through a pipeline answers with an (empty) profile section.
             response.setdefault("profile", {"shards": []})
         return Response(200, response)
