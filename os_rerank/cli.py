@@ -245,6 +245,27 @@ def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Conf
     return gate
 
 
+def _cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
+    from .eval import load_qrels, load_queries
+    from .preflight import read_cluster_info
+    from .provision import open_cluster
+    from .workbench import apply_export, check_name, plan_export
+
+    config = _config(args, env)
+    name = check_name(args.name)
+    queries, qrels = load_queries(args.queries), load_qrels(args.qrels)
+    cluster = open_cluster(config)
+    export = plan_export(cluster, read_cluster_info(cluster), name, queries, qrels, dry_run=args.dry_run)
+    if not args.dry_run:
+        export = apply_export(cluster, export)
+    if args.json:
+        print_json(env, export.to_dict())
+    else:
+        for line in export.lines():
+            env.out(line)
+    return EXIT_OK
+
+
 # --- search / eval (issue 5) ----------------------------------------------------------------------------------------
 
 
@@ -766,6 +787,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--corpus", metavar="FILE", help="with --require-gain: a corpus (as for eval)")
             p.add_argument("--depth", type=_number(int, 1, 10_000, "a number of hits"), default=20, metavar="K",
                            help="with --require-gain: hits reranked per query (default 20)")
+
+    p = command("workbench-export", _cmd_workbench_export,
+                "export an eval set (queries, judgments) to the Search Relevance Workbench (OpenSearch 3.1+)")
+    _add_config(p)
+    _add_json(p)
+    p.add_argument("--queries", required=True, metavar="FILE", help="queries, as for eval")
+    p.add_argument("--qrels", required=True, metavar="FILE", help="judgments, as for eval")
+    p.add_argument("--name", default="os-rerank-eval", metavar="NAME",
+                   help="the query set's and the judgment list's name (default os-rerank-eval)")
+    p.add_argument("--dry-run", action="store_true", help="print the exact requests and send nothing")
 
     p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint")
     p.add_argument("--contract", default="hf-text-classification", choices=CONTRACT_NAMES)

@@ -100,6 +100,11 @@ class OpenSearchDouble:
         self.router.add("GET", "/_nodes/search_pipelines", self.nodes_search_pipelines)
         if self.ml is not None:
             self.ml.routes(self.router)
+        from .workbench import Workbench
+
+        self.workbench = Workbench(self.state)
+        if "opensearch-search-relevance" in self._plugins:
+            self.workbench.routes(self.router)
         self.search.routes(self.router)
 
     def _observe(self) -> None:
