@@ -226,7 +226,7 @@ def _print_promote(env: Env, result: Any) -> None:
 
 
 def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Config) -> Callable[[], Any]:
-    """The gate promote runs before it writes: eval at --depth on --queries/--qrels, nDCG@10 gain ≥ --require-gain."""
+    """The gate promote runs before it writes: eval at --depth on --queries/--qrels, --metric gain ≥ --require-gain."""
     from .eval import check_depths, load_corpus, load_qrels, load_queries, run_eval
     from .gate import evaluate_gate
 
@@ -240,7 +240,7 @@ def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Conf
     def gate() -> Any:
         report = run_eval(cluster, config, queries, qrels, depths=[args.depth], corpus=corpus,
                           corpus_name=args.corpus, on_event=env.err)
-        return evaluate_gate(report.to_json(), min_gain=args.require_gain)
+        return evaluate_gate(report.to_json(), metric=args.metric, min_gain=args.require_gain)
 
     return gate
 
@@ -781,12 +781,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "context, and _count, then fail)")
             p.add_argument("--require-gain", type=gain, metavar="GAIN",
                            help="first evaluate --queries/--qrels at --depth; refuse (exit 9) unless reranking "
-                           "gains at least GAIN nDCG@10")
+                           "gains at least GAIN in --metric")
             p.add_argument("--queries", metavar="FILE", help="with --require-gain: the queries (as for eval)")
             p.add_argument("--qrels", metavar="FILE", help="with --require-gain: the judgments (as for eval)")
             p.add_argument("--corpus", metavar="FILE", help="with --require-gain: a corpus (as for eval)")
             p.add_argument("--depth", type=_number(int, 1, 10_000, "a number of hits"), default=20, metavar="K",
                            help="with --require-gain: hits reranked per query (default 20)")
+            p.add_argument("--metric", choices=["ndcg", "mrr"], default="ndcg",
+                           help="with --require-gain: the metric that must gain, nDCG@10 (default) or MRR@10")
 
     p = command("workbench-export", _cmd_workbench_export,
                 "export an eval set (queries, judgments) to the Search Relevance Workbench (OpenSearch 3.1+)")

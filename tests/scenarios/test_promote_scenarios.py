@@ -181,3 +181,19 @@ def test_promote_refuses_a_pipeline_that_would_fail_searches_without_a_rerank_co
     assert _ranked(_search(cluster)) == _ranked(_search(cluster, PIPELINE))
     code, result, err = backend.run_json("rollback", "--config", config)
     assert (code, result["writes_sent"]) == (0, 2)
+
+
+def test_teardown_removes_a_default_set_by_hand_that_names_our_pipeline(backend: Backend) -> None:
+    config = _config(backend)
+    _setup(backend, config)
+    cluster = _cluster(backend, config)
+    cluster.request("PUT", f"/{INDEX}/_settings", body={"index.search.default_pipeline": PIPELINE})
+    assert _status_row(backend, config) == (f"{PIPELINE} is the default, set outside os-rerank (nothing recorded to "
+                                            "roll back to)")
+    code, out, err = backend.run("rollback", "--config", config)
+    assert code == 4 and "nothing records the default it replaced" in err
+    code, out, err = backend.run("teardown", "--config", config, "--keep-index")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == (f"~ default pipeline {INDEX} restored: default search pipeline of {INDEX} removed "
+                                   "(set outside os-rerank; nothing recorded to restore)")
+    assert _default(cluster) is None
