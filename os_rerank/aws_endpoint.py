@@ -165,6 +165,13 @@ def endpoint_spec(config: Config, artifact: Artifact | None = None) -> EndpointS
     config_name = f"{base}-{_short_hash([model_name, instance_type, deploy.instance_count, deploy.variant_name])}"
     warnings = contract_warnings(preset, config.sagemaker.contract, custom_image=deploy.image_uri is not None,
                                  handler=handler)
+    model_dir = config.deploy_model_dir
+    if handler == OS_RERANK and model_dir is not None and deploy.image_uri is None and model_dir.is_dir():
+        names = [p.name for p in model_dir.iterdir()]
+        if not any(n.endswith((".safetensors", ".bin")) for n in names):
+            warnings.append(f"deploy.model_dir {model_dir} holds no torch weights (*.safetensors, *.bin): the "
+                            "Hugging Face DLC has torch but not onnxruntime, so an ONNX-only model will not load "
+                            "there; add the weights, or set deploy.image_uri to an image with onnxruntime")
     return EndpointSpec(
         region=region,
         endpoint_name=endpoint,

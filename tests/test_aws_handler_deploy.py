@@ -120,6 +120,10 @@ def test_a_local_model_directory_is_packaged_and_a_change_replaces_it(
     assert members(data) == sorted([*CODE, "config.json", "model.onnx"])
     env = container(clients, first.model_name)["Environment"]
     assert env["OS_RERANK_CONTRACT"] == "query-documents-topk" and "HF_MODEL_ID" not in env
+    assert [w for w in first.warnings if "holds no torch weights" in w]  # the DLC has no onnxruntime
+    (directory / "model.safetensors").write_bytes(b"t")
+    assert aws_endpoint.endpoint_spec(write(tmp_path, deploy)).warnings == ()
+    (directory / "model.safetensors").unlink()
 
     (directory / "model.onnx").write_bytes(b"w2")  # new weights: a new archive, model and endpoint config
     second = deploy_endpoint(write(tmp_path, deploy, contract="query-documents-topk"), clients, sleep=no_sleep)

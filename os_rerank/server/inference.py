@@ -11,7 +11,8 @@ the document first, sigmoid of one logit or softmax P(label 1) of two) and answe
 Configured by the environment of the SageMaker model (`endpoint deploy` sets it; the names are the constants
 below): `OS_RERANK_CONTRACT` (required: which contract this endpoint speaks), `OS_RERANK_MAX_LENGTH` (512),
 `OS_RERANK_BATCH_SIZE` (32), `OS_RERANK_MAX_DOCUMENTS` (1000), `OS_RERANK_BACKEND` (`auto`: ONNX Runtime when the
-model directory holds an ONNX export and onnxruntime is importable, else torch, which the DLC has).
+model directory holds an ONNX export and onnxruntime is importable, else torch, which the DLC has; torch runs on
+the GPU when the instance has one).
 
 This file imports `os_rerank.contracts` and `os_rerank.server.scorers` only: `endpoint deploy` copies those files,
 unchanged, next to it under `code/os_rerank/`, so the container needs nothing from PyPI. Python 3.10 (the DLC's).
@@ -74,6 +75,17 @@ def _backend(model_dir: Path, requested: str) -> str:
     return "onnx"  # neither: the scorer says what is missing
 
 
+def _device(backend: str) -> str | None:
+    """"cuda" for the torch backend on a GPU instance (ml.g*, ml.p*), else None (the CPU)."""
+    if backend != "torch":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return "cuda" if torch.cuda.is_available() else None
+
+
 def model_fn(model_dir: str) -> Handler:
     """The contract named by OS_RERANK_CONTRACT and the cross-encoder in `model_dir` (the unpacked model.tar.gz,
     or the Hub snapshot the toolkit downloaded for HF_MODEL_ID). One parameter: the toolkit passes its context to
@@ -98,7 +110,8 @@ def load_handler(model_dir: str | os.PathLike[str], environ: Any) -> Handler:
     backend = _backend(directory, environ.get(BACKEND_ENV) or "auto")
     try:
         scorer = CrossEncoderScorer(directory, max_length=_int_env(environ, MAX_LENGTH_ENV, 512, 8),
-                                    batch_size=_int_env(environ, BATCH_SIZE_ENV, 32, 1), backend=backend)
+                                    batch_size=_int_env(environ, BATCH_SIZE_ENV, 32, 1), backend=backend,
+                                    device=_device(backend))
     except (ScorerError, ImportError) as exc:
         raise HandlerError(f"cannot load the cross-encoder from {directory}: {exc}") from exc
     return Handler(contract, scorer, _int_env(environ, MAX_DOCUMENTS_ENV, 1000, 1))
