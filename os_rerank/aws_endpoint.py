@@ -795,8 +795,12 @@ def delete_endpoint(
         (missing if gone is None else deleted).append(f"model {model_name}")
         if gone is not None:
             on_event(f"deleted model {model_name}")
-    if clients.s3 is not None and config.deploy is not None:
-        # Every archive os-rerank uploaded for this endpoint, also ones an earlier deploy left behind.
+    # Every archive os-rerank uploaded for this endpoint, also ones an earlier deploy left behind; S3 is not read
+    # for an endpoint that never had one (a stock deploy needs no S3 permission).
+    had_archive = any(isinstance(url := (m.get("PrimaryContainer") or {}).get("ModelDataUrl"), str)
+                      and (where := parse_s3_url(url)) is not None and owned_key(config, where[1])
+                      for m in deployed.models.values())
+    if clients.s3 is not None and config.deploy is not None and (uses_handler(config) or had_archive):
         deleted += [f"s3 object {url}" for url in delete_artifacts(config, clients, on_event)]
     return DeleteResult(tuple(deleted), tuple(missing))
 

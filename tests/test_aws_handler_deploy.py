@@ -170,6 +170,10 @@ def test_the_stock_container_is_unchanged_by_the_handler(tmp_path: Path, clients
     result = deploy_endpoint(config, clients, sleep=no_sleep)
     assert result.writes == ("CreateModel", "CreateEndpointConfig", "CreateEndpoint")
     assert result.model_data_url is None and "ModelDataUrl" not in container(clients, result.model_name)
+    calls = len(clients.calls)
+    aws_endpoint.delete_endpoint(config, clients)
+    assert not [c for c in clients.calls[calls:] if c in ("GetCallerIdentity", "HeadBucket", "ListObjectsV2")]
+    deploy_endpoint(config, clients, sleep=no_sleep)
     # the same contract through os-rerank's handler instead: a model with the archive, via UpdateEndpoint
     handler = write(tmp_path, "  preset: ms-marco-minilm-l6\n  handler: os-rerank\n",
                     contract="hf-text-classification")
