@@ -8,7 +8,10 @@ Three layers, each real at what it claims:
   on its own (no os-rerank installed);
 * inside the real SageMaker Hugging Face inference toolkit 2.6.0 and the real MMS Python worker, under the DLC's
   transformers 4.37.0 (tests/fakes/mms_frontend.py says exactly what runs for real and what stands in), on the
-  archive unpacked as SageMaker unpacks it into /opt/ml/model: each contract's request, compared with serve.
+  archive unpacked as SageMaker unpacks it into /opt/ml/model: each contract's request, compared with serve;
+* and once over HTTP through the whole model server the DLC runs: MMS's Java frontend started by
+  `multi-model-server` with the configuration sagemaker-inference generates, its Python workers, the toolkit and
+  the handler, answering `GET /ping` and `POST /invocations`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
@@ -296,3 +302,88 @@ def test_inside_the_toolkit_a_missing_contract_is_a_400_naming_it(unpacked: Path
     # MMS logs a failed initialize and loads anyway; the toolkit retries it on the request and answers 400
     assert result["answers"][0]["status"] == 400
     assert result["answers"][0]["message"].startswith("OS_RERANK_CONTRACT is not set; set it on the SageMaker model")
+
+
+MMS_PORT = 18188 + 10 * int(os.environ.get("OS_RERANK_TEST_SLOT", "0") or 0)  # in this slot's endpoint port block
+# The one stand-in inside MMS's workers (a separate process): what a CPU DLC's _is_gpu_available answers; without
+# torch or TensorFlow installed it raises instead.
+SITECUSTOMIZE = """from sagemaker_huggingface_inference_toolkit import transformers_utils
+transformers_utils._is_gpu_available = lambda: False
+"""
+MMS_CONFIG = """import sys
+from sagemaker_inference import environment
+from sagemaker_inference.model_server import _generate_mms_config_properties
+from sagemaker_huggingface_inference_toolkit import handler_service
+sys.stdout.write(_generate_mms_config_properties(environment.Environment(), handler_service.__name__))
+"""
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, str]:
+    request = Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urlopen(request, timeout=60) as reply:
+            return reply.status, reply.read().decode("utf-8")
+    except HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
+
+
+def test_inside_the_real_model_server_over_http(models: dict[int, Path], unpacked: Path, tmp_path: Path) -> None:
+    mms = TOOLKIT_PYTHON.parent / "multi-model-server"
+    if not mms.is_file():
+        pytest.skip(f"no multi-model-server next to {TOOLKIT_PYTHON}: run scripts/toolkit-venv")
+    if shutil.which("java") is None:
+        pytest.skip("no java on PATH: MMS's frontend is a Java server")
+    contract = "query-documents-topk"
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
+    (tmp_path / "tmp").mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+           "TMPDIR": str(tmp_path / "tmp"), "TEMP": str(tmp_path / "tmp"),  # MMS's pid file and worker sockets
+           "SAGEMAKER_BIND_TO_PORT": str(MMS_PORT), "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+           "SAGEMAKER_PROGRAM": "inference.py", "OS_RERANK_CONTRACT": contract}
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    generated = subprocess.run([str(TOOLKIT_PYTHON), "-I", "-c", MMS_CONFIG], capture_output=True, text=True,
+                               env=env, timeout=120, check=True)
+    config = tmp_path / "mms.properties"
+    config.write_text(generated.stdout, encoding="utf-8")
+    assert "default_service_handler=sagemaker_huggingface_inference_toolkit.handler_service" in generated.stdout
+    assert "decode_input_request=false" in generated.stdout
+    log = (tmp_path / "mms.log").open("wb")
+    server = subprocess.Popen([str(mms), "--start", "--foreground", "--model-store", "/", "--mms-config",
+                               str(config), "--models", f"model={unpacked}"],  # as the toolkit starts it
+                              env={**env, "PYTHONPATH": str(tmp_path / "site")}, stdout=log,
+                              stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    url = f"http://127.0.0.1:{MMS_PORT}"
+    bodies = requests_for(contract)
+    try:
+        deadline = time.monotonic() + 180
+        status, text = 0, ""
+        while time.monotonic() < deadline:  # until a worker has loaded the model (503 before)
+            try:
+                status, text = post(f"{url}/invocations", bodies[1])
+            except OSError:
+                status = 0
+            if status not in (0, 503, 404) or server.poll() is not None:
+                break
+            time.sleep(1)
+        assert status == 200, (status, text, (tmp_path / "mms.log").read_text(errors="replace")[-3000:])
+        with urlopen(f"{url}/ping", timeout=10) as ping:
+            assert ping.status == 200
+        expected = serve_answers(models[1], contract, bodies)
+        got = [post(f"{url}/invocations", body) for body in bodies]
+        assert [(s, json.loads(t)) for s, t in got] == [(s, approx_json(t)) for s, t in expected]
+        bad_json = serve_answers(models[1], contract, [b"{nope"])[0][1]
+        status, text = post(f"{url}/invocations", b"{nope")
+        assert (status, json.loads(text)["message"]) == (400, bad_json)
+        status, text = post(f"{url}/invocations", b"a,b", "text/csv")
+        assert (status, json.loads(text)["message"]) == (
+            400, "unsupported content type 'text/csv'; this endpoint accepts application/json")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server, its Java frontend and its workers: our session only
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+        log.close()
