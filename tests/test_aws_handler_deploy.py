@@ -251,3 +251,18 @@ def test_plan_json_is_json(tmp_path: Path, clients: AwsClients) -> None:
     data = json.loads(json.dumps(plan.to_json()))
     assert data["writes"] == ["CreateBucket", "PutObject", "CreateModel", "CreateEndpointConfig", "CreateEndpoint"]
     assert data["archive"]["members"] == CODE and data["handler"] == "os-rerank"
+
+
+def test_a_large_archive_goes_up_in_parts_with_its_hash(tmp_path: Path, clients: AwsClients,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from os_rerank import model_artifact
+
+    monkeypatch.setattr(model_artifact, "_MULTIPART_THRESHOLD", 1024)  # the code-only archive is ~15 kB
+    config = write(tmp_path, "  preset: ms-marco-minilm-l6\n")
+    result = deploy_endpoint(config, clients, sleep=no_sleep)
+    assert result.writes[:4] == ("CreateBucket", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
+    bucket, key = str(result.model_data_url)[5:].split("/", 1)
+    archive = build_model_archive(None, tmp_path / "again.tar.gz")
+    assert clients.s3.head_object(Bucket=bucket, Key=key)["Metadata"] == {"sha256": archive.sha256}
+    assert objects(clients)[key] == archive.path.read_bytes()
+    assert deploy_endpoint(config, clients, sleep=no_sleep).writes == ()
