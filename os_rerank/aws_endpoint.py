@@ -1,5 +1,9 @@
 """The SageMaker endpoint itself: deploy, inspect and delete it with boto3 (no SageMaker SDK).
 
+With os-rerank's handler (model_artifact.uses_handler: every contract but the stock container's, or a local
+model directory), the model also gets a model.tar.gz on S3 (model_archive.py, model_artifact.py), named by its
+content hash, uploaded only when it is not there yet.
+
 `endpoint deploy` is idempotent by name. It reads the endpoint, its endpoint config and model; when their settings
 (image, environment, role, instance type and count, variant) already match the config, it writes nothing. A new
 endpoint gets a model, an endpoint config and the endpoint; a changed one gets a new model and/or endpoint config,
@@ -20,7 +24,19 @@ from typing import Any
 
 from .config import AutoscalingConfig, Config
 from .errors import AwsError, ConfigError
-from .presets import PRESETS, contract_warnings
+from .model_artifact import (
+    Artifact,
+    delete_artifact,
+    delete_artifacts,
+    ensure_artifact,
+    handler_environment,
+    owned_key,
+    parse_s3_url,
+    prepared_artifact,
+    uses_handler,
+)
+from .model_artifact import hf_model_id as configured_model_id
+from .presets import OS_RERANK, PRESETS, STOCK, contract_warnings
 
 OnEvent = Callable[[str], None]
 
@@ -57,7 +73,7 @@ _GPU_FAMILIES = ("ml.g", "ml.p")
 _NEURON_FAMILIES = ("ml.inf", "ml.trn")
 _SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 _SETTLED = {"InService", "Failed", "OutOfService"}
-_READ_PREFIXES = ("Describe", "List", "Get")
+_READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
 POLL_SECONDS = 15.0
 TIMEOUT_SECONDS = 1800.0
@@ -93,6 +109,9 @@ class EndpointSpec:
     variant_name: str
     autoscaling: AutoscalingConfig | None
     warnings: tuple[str, ...] = ()
+    # os-rerank's handler: the archive's s3:// URL (None for the stock container, or when not built: status).
+    model_data_url: str | None = None
+    handler: str = STOCK
 
     @property
     def resource_id(self) -> str:
@@ -108,8 +127,11 @@ def _short_hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()[:8]
 
 
-def endpoint_spec(config: Config) -> EndpointSpec:
-    """The desired endpoint from config.deploy; ConfigError when the section or the execution role is missing."""
+def endpoint_spec(config: Config, artifact: Artifact | None = None) -> EndpointSpec:
+    """The desired endpoint from config.deploy; ConfigError when the section or the execution role is missing.
+
+    With os-rerank's handler, `artifact` is the archive on S3; without it (status) the model's name and data URL
+    cannot be known, and only the other settings are compared."""
     deploy = config.deploy
     where = config.source.name
     if deploy is None:
@@ -124,16 +146,32 @@ def endpoint_spec(config: Config) -> EndpointSpec:
             "(e.g. with the AmazonSageMakerFullAccess policy)",
         )
     preset = PRESETS[deploy.preset] if deploy.preset else None
-    hf_model_id = preset.hf_model_id if preset else str(deploy.hf_model_id)
     region = config.sagemaker.region
     instance_type = deploy.instance_type or (preset.instance_type if preset else DEFAULT_INSTANCE_TYPE)
     image_uri = deploy.image_uri or default_image_uri(region, instance_type)
-    environment = {"HF_MODEL_ID": hf_model_id, "HF_TASK": "text-classification"}
+    handler = OS_RERANK if uses_handler(config) else STOCK
+    model_data_url = artifact.url if artifact is not None and handler == OS_RERANK else None
+    if handler == OS_RERANK:
+        environment = handler_environment(config)
+    else:
+        environment = {"HF_MODEL_ID": str(configured_model_id(config)), "HF_TASK": "text-classification"}
     endpoint = config.sagemaker.name
     base = endpoint[:54].rstrip("-")
-    model_name = f"{base}-{_short_hash([image_uri, environment, deploy.execution_role_arn])}"
+    # The stock model's hash input is unchanged from before the handler existed, so its deployed names still match.
+    model_key: list[Any] = [image_uri, environment, deploy.execution_role_arn]
+    if model_data_url is not None:
+        model_key.append(model_data_url)
+    model_name = f"{base}-{_short_hash(model_key)}"
     config_name = f"{base}-{_short_hash([model_name, instance_type, deploy.instance_count, deploy.variant_name])}"
-    warnings = contract_warnings(preset, config.sagemaker.contract, custom_image=deploy.image_uri is not None)
+    warnings = contract_warnings(preset, config.sagemaker.contract, custom_image=deploy.image_uri is not None,
+                                 handler=handler)
+    model_dir = config.deploy_model_dir
+    if handler == OS_RERANK and model_dir is not None and deploy.image_uri is None and model_dir.is_dir():
+        names = [p.name for p in model_dir.iterdir()]
+        if not any(n.endswith((".safetensors", ".bin")) for n in names):
+            warnings.append(f"deploy.model_dir {model_dir} holds no torch weights (*.safetensors, *.bin): the "
+                            "Hugging Face DLC has torch but not onnxruntime, so an ONNX-only model will not load "
+                            "there; add the weights, or set deploy.image_uri to an image with onnxruntime")
     return EndpointSpec(
         region=region,
         endpoint_name=endpoint,
@@ -147,6 +185,8 @@ def endpoint_spec(config: Config) -> EndpointSpec:
         variant_name=deploy.variant_name,
         autoscaling=deploy.autoscaling,
         warnings=tuple(warnings),
+        model_data_url=model_data_url,
+        handler=handler,
     )
 
 
@@ -155,15 +195,18 @@ def endpoint_spec(config: Config) -> EndpointSpec:
 
 @dataclass
 class AwsClients:
-    """A SageMaker and an Application Auto Scaling client; `calls` names every operation sent, in order."""
+    """SageMaker, Application Auto Scaling, S3 and STS clients; `calls` names every operation sent, in order."""
 
     sagemaker: Any
     autoscaling: Any
+    s3: Any = None
+    sts: Any = None
     calls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for client in (self.sagemaker, self.autoscaling):
-            client.meta.events.register("before-call.*.*", self._record)
+        for client in (self.sagemaker, self.autoscaling, self.s3, self.sts):
+            if client is not None:
+                client.meta.events.register("before-call.*.*", self._record)
 
     def _record(self, model: Any, **_: Any) -> None:
         self.calls.append(model.name)
@@ -179,7 +222,8 @@ def aws_clients(config: Config) -> AwsClients:
     session = aws_session(config)
     region = config.sagemaker.region
     return AwsClients(session.client("sagemaker", region_name=region),
-                      session.client("application-autoscaling", region_name=region))
+                      session.client("application-autoscaling", region_name=region),
+                      session.client("s3", region_name=region), session.client("sts", region_name=region))
 
 
 def _aws_error(op: str, exc: Exception, *, role_arn: str | None = None) -> AwsError:
@@ -297,6 +341,8 @@ def _differences(spec: EndpointSpec, deployed: Deployed) -> list[str]:
         ("environment", container.get("Environment") or {}, spec.environment),
         ("execution role", model.get("ExecutionRoleArn"), spec.role_arn),
     )
+    if spec.model_data_url is not None or spec.handler == STOCK:
+        checks += (("model data", container.get("ModelDataUrl"), spec.model_data_url),)
     for what, have, want in checks:
         if have != want:
             out.append(f"{what} {have} -> {want}")
@@ -364,6 +410,7 @@ class DeployResult:
     changes: tuple[str, ...]
     writes: tuple[str, ...]
     warnings: tuple[str, ...]
+    model_data_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -378,6 +425,7 @@ class DeployResult:
             "changes": list(self.changes),
             "writes": list(self.writes),
             "warnings": list(self.warnings),
+            "model_data": self.model_data_url,
         }
 
 
@@ -392,9 +440,13 @@ def deploy_endpoint(
     poll: float = POLL_SECONDS,
 ) -> DeployResult:
     """Make the endpoint of config.deploy exist, InService, with matching settings; writes only what differs."""
-    spec = endpoint_spec(config)
+    spec = endpoint_spec(config)  # config errors before anything is built or called
     clients = clients or aws_clients(config)
     first_write = len(clients.calls)
+    if spec.handler == OS_RERANK:
+        with prepared_artifact(config, clients) as artifact:
+            spec = endpoint_spec(config, artifact)
+            ensure_artifact(clients, artifact, config.sagemaker.region, on_event)
     for warning in spec.warnings:
         on_event(f"warning: {warning}")
     wait: dict[str, Any] = {"on_event": on_event, "sleep": sleep, "clock": clock, "timeout": timeout, "poll": poll}
@@ -456,7 +508,7 @@ def deploy_endpoint(
                 fix="see the endpoint's CloudWatch logs; fix the cause and deploy again",
             )
         if outcome == "updated":
-            _delete_replaced(clients, spec, deployed, on_event)
+            _delete_replaced(config, clients, spec, deployed, on_event)
 
     if spec.autoscaling is not None:
         _ensure_scaling(clients, spec, spec.autoscaling, on_event)
@@ -473,6 +525,7 @@ def deploy_endpoint(
         changes=tuple(changes),
         writes=tuple(c for c in clients.calls[first_write:] if not c.startswith(_READ_PREFIXES)),
         warnings=spec.warnings,
+        model_data_url=spec.model_data_url,
     )
 
 
@@ -514,10 +567,20 @@ def _ensure_model(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) ->
     if _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None:
         on_event(f"model {spec.model_name} exists")
         return
-    on_event(f"creating model {spec.model_name} ({spec.environment['HF_MODEL_ID']} on {spec.image_uri})")
+    what = spec.model_data_url or spec.environment.get("HF_MODEL_ID")
+    if spec.model_data_url and "HF_MODEL_ID" in spec.environment:
+        what = f"{spec.environment['HF_MODEL_ID']} with {spec.model_data_url}"
+    on_event(f"creating model {spec.model_name} ({what} on {spec.image_uri})")
     _call("CreateModel", sm.create_model, role_arn=spec.role_arn, ModelName=spec.model_name,
-          PrimaryContainer={"Image": spec.image_uri, "Environment": dict(spec.environment)},
-          ExecutionRoleArn=spec.role_arn)
+          PrimaryContainer=primary_container(spec), ExecutionRoleArn=spec.role_arn)
+
+
+def primary_container(spec: EndpointSpec) -> dict[str, Any]:
+    """CreateModel's PrimaryContainer for `spec`."""
+    container: dict[str, Any] = {"Image": spec.image_uri, "Environment": dict(spec.environment)}
+    if spec.model_data_url is not None:
+        container["ModelDataUrl"] = spec.model_data_url
+    return container
 
 
 def _ensure_endpoint_config(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> None:
@@ -545,17 +608,30 @@ def _owned(name: str, endpoint_name: str) -> bool:
     return name.startswith(base + "-") and len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix)
 
 
-def _delete_replaced(clients: AwsClients, spec: EndpointSpec, before: Deployed, on_event: OnEvent) -> None:
-    """Delete the endpoint config and model the update replaced, when os-rerank made them."""
+def _delete_replaced(config: Config, clients: AwsClients, spec: EndpointSpec, before: Deployed,
+                     on_event: OnEvent) -> None:
+    """Delete the endpoint config, model and archive the update replaced, when os-rerank made them."""
     sm = clients.sagemaker
     old_config = (before.endpoint_config or {}).get("EndpointConfigName")
     if old_config and old_config != spec.config_name and _owned(old_config, spec.endpoint_name):
         on_event(f"deleting replaced endpoint config {old_config}")
         _call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True, EndpointConfigName=old_config)
-    for model in before.models:
+    for model, described in before.models.items():
         if model != spec.model_name and _owned(model, spec.endpoint_name):
             on_event(f"deleting replaced model {model}")
             _call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model)
+            old_data = replaced_artifact(config, spec, described)
+            if old_data is not None and clients.s3 is not None:
+                delete_artifact(clients, old_data, on_event)
+
+
+def replaced_artifact(config: Config, spec: EndpointSpec, model: dict[str, Any]) -> str | None:
+    """The s3:// URL of a replaced model's archive when os-rerank uploaded it for this endpoint, else None."""
+    url = (model.get("PrimaryContainer") or {}).get("ModelDataUrl")
+    where = parse_s3_url(url) if isinstance(url, str) else None
+    if where is None or url == spec.model_data_url or not owned_key(config, where[1]):
+        return None
+    return str(url)
 
 
 # --- autoscaling ----------------------------------------------------------------------------------------------------
@@ -648,6 +724,8 @@ def endpoint_status(config: Config, clients: AwsClients | None = None) -> dict[s
         "model": variant.get("ModelName"),
         "image": container.get("Image"),
         "hf_model_id": (container.get("Environment") or {}).get("HF_MODEL_ID"),
+        "model_data": container.get("ModelDataUrl"),
+        "handler_contract": (container.get("Environment") or {}).get("OS_RERANK_CONTRACT"),
         "instance_type": variant.get("InstanceType"),
         "instance_count": live.get("CurrentInstanceCount", variant.get("InitialInstanceCount")),
         "autoscaling": read_scaling(clients, name, variant.get("VariantName") or "AllTraffic")
@@ -717,5 +795,12 @@ def delete_endpoint(
         (missing if gone is None else deleted).append(f"model {model_name}")
         if gone is not None:
             on_event(f"deleted model {model_name}")
+    # Every archive os-rerank uploaded for this endpoint, also ones an earlier deploy left behind; S3 is not read
+    # for an endpoint that never had one (a stock deploy needs no S3 permission).
+    had_archive = any(isinstance(url := (m.get("PrimaryContainer") or {}).get("ModelDataUrl"), str)
+                      and (where := parse_s3_url(url)) is not None and owned_key(config, where[1])
+                      for m in deployed.models.values())
+    if clients.s3 is not None and config.deploy is not None and (uses_handler(config) or had_archive):
+        deleted += [f"s3 object {url}" for url in delete_artifacts(config, clients, on_event)]
     return DeleteResult(tuple(deleted), tuple(missing))
 

@@ -452,6 +452,23 @@ def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
     config = _config(args, env)
     env.secrets.update(chain_secrets(config))
     clients = aws_endpoint.aws_clients(config)
+    if args.action == "deploy" and args.dry_run:
+        from .endpoint_plan import plan_deploy
+
+        plan = plan_deploy(config, clients)
+        if args.json:
+            print_json(env, plan.to_json())
+            return EXIT_OK
+        for warning in plan.warnings:
+            env.err(f"warning: {warning}")
+        env.out(f"endpoint {plan.endpoint_name}: plan ({plan.handler} handler); nothing was written")
+        env.out(f"  model     {plan.model_name}")
+        env.out(f"  config    {plan.config_name}")
+        if plan.archive is not None:
+            env.out(f"  data      {plan.archive['url']} ({plan.archive['size']} bytes, "
+                    f"{len(plan.archive['members'])} files, sha256 {plan.archive['sha256'][:16]})")
+        env.out(table([[s.operation, s.target, s.reason] for s in plan.steps], ["operation", "target", "why"]))
+        return EXIT_OK
     if args.action == "deploy":
         result = aws_endpoint.deploy_endpoint(config, clients, on_event=env.err, timeout=args.timeout)
         if args.json:
@@ -461,6 +478,8 @@ def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
         env.out(f"  model     {result.model_name}")
         env.out(f"  config    {result.config_name} ({result.instance_count} x {result.instance_type})")
         env.out(f"  image     {result.image_uri}")
+        if result.model_data_url:
+            env.out(f"  data      {result.model_data_url}")
         env.out(f"  writes    {', '.join(result.writes) or 'none'}")
         return EXIT_OK
     if args.action == "status":
@@ -847,15 +866,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("endpoint", _cmd_endpoint, "deploy, inspect or delete the SageMaker endpoint")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    a = actions.add_parser("deploy", help="create or update the endpoint of the deploy: section; wait for InService")
+    a = actions.add_parser("deploy", help="create or update the endpoint of the deploy: section; wait for InService "
+                           "(with os-rerank's handler, package and upload model.tar.gz first)")
     _add_config(a)
     _add_json(a)
+    a.add_argument("--dry-run", action="store_true",
+                   help="print what deploy would write (S3 upload, model, endpoint config, endpoint, autoscaling) "
+                   "and why, reading AWS only")
     a.add_argument("--timeout", type=SECONDS, default=1800.0, metavar="SECONDS",
                    help="how long to wait for InService (default: 1800)")
     a = actions.add_parser("status", help="show the endpoint, its config, model, image, instances and autoscaling")
     _add_config(a)
     _add_json(a)
-    a = actions.add_parser("delete", help="delete the endpoint, its endpoint configs, model and autoscaling")
+    a = actions.add_parser("delete", help="delete the endpoint, its endpoint configs, model and autoscaling, and "
+                           "the model.tar.gz files os-rerank uploaded for it")
     _add_config(a)
     _add_json(a)
 

@@ -267,6 +267,17 @@ class DeployConfig(_Strict):
     execution_role_arn: str | None = None
     autoscaling: AutoscalingConfig | None = None
     variant_name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = "AllTraffic"
+    # What answers requests (presets.handler_for): `stock`, the toolkit's zero-code text-classification pipeline;
+    # `os-rerank`, our handler packaged as code/inference.py in model.tar.gz on S3, for every contract; `auto`,
+    # os-rerank's when sagemaker.contract is not the stock container's or model_dir is set (and image_uri is unset).
+    handler: Literal["auto", "stock", "os-rerank"] = "auto"
+    # A local model directory (save_pretrained: config, tokenizer, weights or model.onnx) packaged into
+    # model.tar.gz with the handler, relative to the config file; instead of preset / hf_model_id.
+    model_dir: NonEmpty | None = None
+    # Where model.tar.gz goes. Default: the SageMaker default bucket sagemaker-<region>-<account id>, created when
+    # missing as the SageMaker SDK does; a bucket named here must exist.
+    s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+    s3_prefix: Annotated[str, Field(pattern=r"^[\w!.*'()/-]{1,200}$")] = "os-rerank"
 
     @field_validator("execution_role_arn")
     @classmethod
@@ -277,8 +288,12 @@ class DeployConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_model(self) -> DeployConfig:
-        if (self.preset is None) == (self.hf_model_id is None):
-            raise ValueError(f"set exactly one of preset ({', '.join(PRESET_NAMES)}) or hf_model_id")
+        if sum(v is not None for v in (self.preset, self.hf_model_id, self.model_dir)) != 1:
+            raise ValueError(f"set exactly one of preset ({', '.join(PRESET_NAMES)}), hf_model_id or model_dir")
+        if self.model_dir is not None and self.handler == "stock":
+            raise ValueError("model_dir is packaged with os-rerank's handler; set handler: os-rerank (or auto)")
+        if self.s3_prefix.startswith("/") or self.s3_prefix.endswith("/") or "//" in self.s3_prefix:
+            raise ValueError(f"s3_prefix: {self.s3_prefix!r} must not start or end with / or hold //")
         return self
 
 
@@ -302,6 +317,14 @@ class Config(_Strict):
         if self.index.documents is None:
             return None
         return self.index.documents if self.index.documents.is_absolute() else self.source.parent / self.index.documents
+
+    @property
+    def deploy_model_dir(self) -> Path | None:
+        """deploy.model_dir, resolved against the config file's folder."""
+        if self.deploy is None or self.deploy.model_dir is None:
+            return None
+        path = Path(self.deploy.model_dir).expanduser()
+        return path if path.is_absolute() else self.source.parent / path
 
 
 # Bounds on what a config file may be: it is a few dozen lines, and YAML can be made to explode.

@@ -9,6 +9,7 @@ Pure: no I/O beyond nothing; safe to import without boto3 or opensearch-py.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,40 @@ class Contract:
     @property
     def request_body(self) -> str:
         return REQUEST_BODY
+
+
+def decode_body(contract: Contract, body: bytes | str) -> ScoreRequest:
+    """The request in `body` (UTF-8 JSON) read with `contract`: what `serve` and the SageMaker handler both score.
+
+    ContractError says what is wrong in one line: empty, not UTF-8, not JSON, nested too deep, an integer over
+    Python's 4,300-digit limit, or the contract's own shape error (prefixed with the contract's name).
+    """
+    if isinstance(body, bytes):
+        if not body.strip():
+            raise ContractError(f"body is empty; expected JSON like {contract.example_request}")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ContractError(f"body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
+                                ) from None
+    else:
+        text = body
+    if not text.strip():
+        raise ContractError(f"body is empty; expected JSON like {contract.example_request}")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ContractError("body nests arrays or objects too deeply to read") from None
+    except ValueError:  # an integer literal over Python's 4,300-digit conversion limit
+        raise ContractError("body holds an integer too long to read (over 4300 digits)") from None
+    try:
+        return contract.parse_request(payload)
+    except ContractError as exc:
+        raise ContractError(f"{contract.name}: {exc}") from None
+    except RecursionError:
+        raise ContractError("body nests arrays or objects too deeply to read") from None
 
 
 # --- small shape checks shared by the codecs -------------------------------------------------------------------

@@ -33,7 +33,7 @@ MEANINGS: dict[ExitStatus, str] = {
     ExitStatus.CLUSTER: "OpenSearch refused or failed a request, or holds something os-rerank will not guess about",
     ExitStatus.ENDPOINT: "the SageMaker (or compatible) endpoint failed or answered in another shape",
     ExitStatus.VERIFY: "verification found a difference (predict through OpenSearch vs the endpoint, the search)",
-    ExitStatus.AWS: "an AWS control-plane call failed (SageMaker, IAM, Application Auto Scaling, STS)",
+    ExitStatus.AWS: "an AWS call failed (SageMaker, S3, IAM, Application Auto Scaling, STS)",
     ExitStatus.LOCAL: "`os-rerank local`: an artifact not served or not matching its checksum, no suitable Java, a "
                       "taken port, a node that would not start",
     ExitStatus.GATE: "the relevance gate failed: reranking did not gain, keep or stay within what `eval "
@@ -124,7 +124,7 @@ class VerifyError(OsRerankError):
 
 
 class AwsError(OsRerankError):
-    """An AWS control-plane call (SageMaker, IAM, Application Auto Scaling, STS) failed."""
+    """An AWS call (SageMaker, S3, IAM, Application Auto Scaling, STS) failed."""
 
     exit_code = ExitStatus.AWS
 

@@ -3,9 +3,9 @@
 Pure data: safe to import without boto3. Every preset deploys on the Hugging Face inference container with
 HF_TASK=text-classification, which answers `[{"label": "LABEL_0", "score": s}, ...]` in input order: the
 `hf-text-classification` contract. For a single-logit cross-encoder the pipeline applies a sigmoid, so scores are in
-(0, 1) and keep the model's order. The other contracts (`pairs-scores`, `query-documents-topk`) are what the seeds'
-custom `inference.py` files speak; `endpoint deploy` does not package custom inference code (that needs a
-model.tar.gz in S3), so a preset used with one of them gets a warning.
+(0, 1) and keep the model's order. The other contracts (`pairs-scores`, `query-documents-topk`, `tei-rerank`) are
+what the seeds' custom `inference.py` files speak; for them `endpoint deploy` packages os-rerank's own handler
+(`handler_for`), which speaks every contract with serve's scoring.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STOCK_CONTRACT = "hf-text-classification"
+STOCK = "stock"
+OS_RERANK = "os-rerank"
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,31 @@ PRESETS: dict[str, Preset] = {
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
 
 
-def contract_warnings(preset: Preset | None, contract: str, *, custom_image: bool) -> list[str]:
+def handler_for(handler: str, contract: str, *, model_dir: bool, custom_image: bool) -> str:
+    """`stock` or `os-rerank`: what answers requests for deploy.handler, sagemaker.contract, deploy.model_dir and
+    deploy.image_uri. `auto` packages os-rerank's handler whenever the stock pipeline would not speak the contract,
+    or there is a local model to package; a custom image is trusted to bring its own code, as before."""
+    if handler != "auto":
+        return handler
+    if custom_image:
+        return STOCK
+    return OS_RERANK if model_dir or contract != STOCK_CONTRACT else STOCK
+
+
+def contract_warnings(preset: Preset | None, contract: str, *, custom_image: bool, handler: str = STOCK) -> list[str]:
     """Why `contract` (sagemaker.contract) may not be what the endpoint `endpoint deploy` makes will speak."""
-    if contract == STOCK_CONTRACT:
+    if contract == STOCK_CONTRACT or handler == OS_RERANK:
         return []
     if preset is not None:
         extra = f" ({preset.custom_code})" if preset.custom_code else ""
         return [
             f"sagemaker.contract is {contract!r} but preset {preset.name!r} on the stock container speaks "
-            f"{preset.contract!r}{extra}; set sagemaker.contract: {preset.contract} unless deploy.image_uri "
-            "bakes in custom inference code"
+            f"{preset.contract!r}{extra}; set sagemaker.contract: {preset.contract}, or deploy.handler: os-rerank "
+            "to package os-rerank's handler, which speaks it"
         ]
     if not custom_image:
         return [
             f"sagemaker.contract is {contract!r} but the stock Hugging Face container speaks {STOCK_CONTRACT!r}; "
-            "that contract needs custom inference code, which `endpoint deploy` does not package"
+            "set deploy.handler: os-rerank (or auto) to package os-rerank's handler, which speaks it"
         ]
     return []

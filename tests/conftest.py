@@ -25,7 +25,7 @@ from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
 # The four layers of the suite (README "Tests"), as markers: `python -m pytest -m painless` runs one layer.
 _LAYERS = (
     ("painless", ("test_painless_", "test_contracts_golden")),
-    ("endpoint", ("test_serve_",)),
+    ("endpoint", ("test_serve_", "test_sagemaker_handler")),
     ("scenario", ("scenarios/", "_scenarios", "test_double", "test_rotate", "test_real_")),
 )
 

@@ -135,3 +135,30 @@ def test_missing_role_exits_2_with_the_fix(aws: None, tmp_path: Path) -> None:
     assert code == 2
     assert "os-rerank: error: norole.yaml: deploy.execution_role_arn: field required to deploy" in err
     assert "sagemaker.amazonaws.com" in err
+
+
+def test_deploy_dry_run_then_deploy_with_the_handler(aws: None, tmp_path: Path) -> None:
+    path = tmp_path / "handler.yaml"
+    path.write_text("sagemaker:\n  region: us-west-2\n  endpoint_name: os-rerank-ce\n  contract: pairs-scores\n"
+                    f"deploy:\n  preset: bge-reranker-base\n  execution_role_arn: {ROLE}\n", encoding="utf-8")
+    code, out, err = run("endpoint", "deploy", "--config", str(path), "--dry-run")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "endpoint os-rerank-ce: plan (os-rerank handler); nothing was written"
+    assert lines[3].startswith("  data      s3://sagemaker-us-west-2-123456789012/os-rerank/os-rerank-ce/")
+    assert "6 files, sha256 " in lines[3]
+    ops = [line.split()[0] for line in lines[6:]]
+    assert ops == ["CreateBucket", "PutObject", "CreateModel", "CreateEndpointConfig", "CreateEndpoint"]
+    code, out, err = run("endpoint", "status", "--config", str(path), "--json")
+    assert json.loads(out)["status"] == "missing"  # the dry run created nothing
+
+    code, out, err = run("endpoint", "deploy", "--config", str(path))
+    assert code == 0, err
+    assert "  data      s3://sagemaker-us-west-2-123456789012/os-rerank/os-rerank-ce/" in out
+    assert "writes    CreateBucket, PutObject, CreateModel, CreateEndpointConfig, CreateEndpoint" in out
+    code, out, err = run("endpoint", "deploy", "--config", str(path), "--dry-run", "--json")
+    plan = json.loads(out)
+    assert plan["writes"] == [] and plan["steps"][0]["operation"] == "no change"
+    code, out, err = run("endpoint", "delete", "--config", str(path))
+    assert "deleted   s3 object s3://sagemaker-us-west-2-123456789012/os-rerank/os-rerank-ce/" in out
+    assert_no_secrets(out, err)

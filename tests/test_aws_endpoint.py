@@ -148,12 +148,16 @@ def test_no_deploy_section(tmp_path: Path) -> None:
         aws_endpoint.endpoint_spec(load(tmp_path, ""))
 
 
-def test_contract_disagreeing_with_preset_warns(tmp_path: Path) -> None:
-    deploy = f"deploy:\n  preset: bge-reranker-large\n  execution_role_arn: {ROLE}\n"
+def test_contract_disagreeing_with_the_stock_container_warns(tmp_path: Path) -> None:
+    deploy = f"deploy:\n  preset: bge-reranker-large\n  execution_role_arn: {ROLE}\n  handler: stock\n"
     spec = aws_endpoint.endpoint_spec(load(tmp_path, deploy, contract="query-documents-topk"))
     assert len(spec.warnings) == 1
     assert "preset 'bge-reranker-large'" in spec.warnings[0] and "seed 000" in spec.warnings[0]
+    assert "deploy.handler: os-rerank" in spec.warnings[0]
     assert aws_endpoint.endpoint_spec(load(tmp_path)).warnings == ()
+    # handler: auto packages os-rerank's handler for that contract, which speaks it: nothing to warn about
+    auto = aws_endpoint.endpoint_spec(load(tmp_path, deploy.replace("stock", "auto"), contract="query-documents-topk"))
+    assert auto.handler == "os-rerank" and auto.warnings == ()
 
 
 # --- deploy against moto -------------------------------------------------------------------------------------------

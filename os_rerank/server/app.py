@@ -83,7 +83,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..contracts import Contract, ContractError
+from ..contracts import Contract, ContractError, decode_body
 from .scorers import Scorer
 from .sigv4 import SigV4Error, check_scope, verify_sigv4
 
@@ -450,26 +450,10 @@ class EndpointServer:
         accept = lower.get("accept")
         if accept is not None and not _accepts_json(accept):
             return fail(406, f"cannot answer in {accept!r}; this endpoint answers application/json")
-        if not body.strip():
-            return fail(400, f"body is empty; expected JSON like {self.contract.example_request}")
         try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return fail(400, f"body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}")
-        try:
-            payload = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return fail(400, f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-        except RecursionError:
-            return fail(400, "body nests arrays or objects too deeply to read")
-        except ValueError:  # an integer literal over Python's 4,300-digit conversion limit
-            return fail(400, "body holds an integer too long to read (over 4300 digits)")
-        try:
-            request = self.contract.parse_request(payload)
+            request = decode_body(self.contract, body)
         except ContractError as exc:
-            return fail(400, f"{self.contract.name}: {exc}")
-        except RecursionError:
-            return fail(400, "body nests arrays or objects too deeply to read")
+            return fail(400, str(exc))
         if len(request.pairs) > self.max_documents:
             return fail(413, f"request has {len(request.pairs)} documents; this endpoint scores at most "
                         f"{self.max_documents} per request (--max-documents)")

@@ -202,6 +202,7 @@ class CrossEncoderScorer:
         quantize: str = "none",
         threads: int | None = None,
         backend: str = "auto",
+        device: str | None = None,
     ) -> None:
         if quantize not in QUANTIZE_CHOICES:
             raise ScorerError(f"quantize: expected one of {', '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
@@ -246,6 +247,8 @@ class CrossEncoderScorer:
                 model = _quantize_int8(torch, model)
             elif quantize == "bf16":
                 _keep_head_fp32(torch, model)
+            if device is not None:  # the torch backend on a GPU instance (the SageMaker handler passes "cuda")
+                model = model.to(device)
             self.model = model
         names: list[str] = [k for k in ("input_ids", "token_type_ids", "attention_mask")
                              if k in self.tokenizer.model_input_names]
@@ -268,6 +271,7 @@ class CrossEncoderScorer:
                                   ) from exc
         self.quantize = quantize
         self.backend = backend
+        self.device = device or "cpu"
         model_max = getattr(self.tokenizer, "model_max_length", None)
         positions = getattr(config, "max_position_embeddings", None)
         limits = [n for n in (max_length, model_max, positions) if isinstance(n, int) and n > 0]
@@ -377,8 +381,8 @@ class CrossEncoderScorer:
             return self._onnx(batch)
         torch = self._torch
         with torch.inference_mode(), _autocast(torch, self.quantize):
-            tensors = {key: torch.from_numpy(value) for key, value in batch.items()}
-            return self.model(**tensors).logits.float().numpy()
+            tensors = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
+            return self.model(**tensors).logits.float().cpu().numpy()
 
 
 def _quantize_int8(torch: Any, model: Any) -> Any:
