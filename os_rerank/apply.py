@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,7 +197,16 @@ class _Run:
         handler(action)
 
     def _settings(self, action: Action) -> None:
-        self.write(action, "PUT", "/_cluster/settings", dumps(action.body))
+        try:
+            self.write(action, "PUT", "/_cluster/settings", dumps(action.body))
+        except ClusterError as exc:
+            if exc.status != 403:
+                raise
+            # Settings are an admin's step (the operator's role leaves them out), and the first write of a plan.
+            raise ClusterError(
+                f"the connector settings need an admin ({action.reason}); this user may not change cluster settings",
+                status=403, fix=f"an admin applies PUT /_cluster/settings {json.dumps(action.body)} (also shown by "
+                "`os-rerank plan --json` and, on an empty list, `os-rerank render --what settings`)") from None
         for key, value in next(iter(action.body.values())).items():
             shown = f"{len(value)} entries (added {value[-1]})" if isinstance(value, list) else dumps(value)
             self.emit("update", action, f"cluster setting {key} = {shown}")

@@ -177,6 +177,12 @@ def make_plan(desired: Desired, state: ClusterState) -> Plan:
     return Plan(desired.version, tuple(actions))
 
 
+def settings_body(desired: Desired) -> dict[str, Any]:
+    """The PUT _cluster/settings body setup sends to a cluster that has none of the connector settings yet."""
+    empty = ClusterState(desired.version, (), False, False if desired.version >= PRIVATE_IP_SINCE else None)
+    return dict(_settings(desired, empty).body)
+
+
 def _settings(desired: Desired, state: ClusterState) -> Action:
     url = desired.connector_url
     changes: dict[str, Any] = {}
