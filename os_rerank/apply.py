@@ -20,6 +20,7 @@ from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
 from .errors import ClusterError, Interrupted, OsRerankError
+from .permissions import explain_denied
 from .plan import CREATE, REPLACE, UPDATE, Action, Plan
 from .render import (
     Version,
@@ -273,9 +274,13 @@ class _Run:
             failed = [next(iter(item.values())) for item in response.get("items", [])]
             failed = [f for f in failed if isinstance(f, dict) and f.get("error")]
             first = failed[0] if failed else {}
+            error = first.get("error") or {}
+            error = error if isinstance(error, dict) else {}
+            fix = "check the documents match index.fields (a keyword field takes short strings)"
+            if error.get("type") == "security_exception":  # a bulk reports a missing permission per document
+                fix = explain_denied("POST", f"/{self.config.index.name}", str(error.get("reason", "")))
             raise ClusterError(f"bulk load into {self.config.index.name}: {len(failed)} document(s) failed; first: "
-                               f"{first.get('_id')}: {dumps(first.get('error'))}",
-                               fix="check the documents match index.fields (a keyword field takes short strings)")
+                               f"{first.get('_id')}: {dumps(first.get('error'))}", fix=fix, status=first.get("status"))
         verb = "loaded" if action.kind == CREATE else "reloaded"
         self.emit("load", action, f"{len(docs)} documents {verb} into {self.config.index.name}")
 
