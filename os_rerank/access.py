@@ -117,7 +117,8 @@ def check_access(cluster: Cluster, config: Config, commands: Iterable[str]) -> A
             except ClusterError as exc:
                 if exc.status == 403:
                     actions, _ = perm.denied_actions(exc.message)
-                    on = f"index {index}" if index else "cluster"
+                    shown = perm.LOCK_PATTERN if index and perm.index_kind(config, index) == perm.LOCK_INDEX else index
+                    on = f"index {shown}" if shown else "cluster"
                     access.missing.append(Missing(tuple(actions) or need.actions, on, need))
                 elif exc.status not in (400, 404):
                     raise

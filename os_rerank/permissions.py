@@ -173,7 +173,7 @@ def role_body(config: Config, commands: Iterable[str] = ALL_COMMANDS) -> dict[st
     }
 
 
-_DENIED = re.compile(r"no permissions for \[([^\]]*)\] and User \[name=([^,\]]*)")
+_DENIED = re.compile(r"no permissions for \[(.*?)\] and User \[name=([^,\]]*)")
 
 
 def denied_actions(reason: str) -> tuple[list[str], str | None]:
