@@ -67,6 +67,13 @@ def _cmd_render(args: argparse.Namespace, env: Env) -> int:
     if args.what in ("role", "settings"):
         print_rendered(env, [_admin_request(config, args.what, version)])
         return EXIT_OK
+    if args.what == "iam":
+        from .iam import iam_requests
+
+        print_rendered(env, iam_requests(config, args.operator_arn))
+        return EXIT_OK
+    if args.operator_arn is not None:
+        raise UsageError("--operator-arn goes with --what iam")
     print_rendered(env, render_requests(config, what=args.what, version=version))
     return EXIT_OK
 
@@ -585,10 +592,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("render", _cmd_render, "print the exact requests `setup` sends (credentials shown as ***)")
     _add_config(p)
     p.add_argument("--what", default="all",
-                   choices=["connector", "model", "index", "pipeline", "all", "role", "settings"],
+                   choices=["connector", "model", "index", "pipeline", "all", "role", "settings", "iam"],
                    help="one request kind, or all that setup sends; `role`: the security-plugin role a user needs to "
                    "run every os-rerank command; `settings`: the PUT _cluster/settings an admin applies (on an empty "
-                   "list; `plan` shows it merged with the cluster's)")
+                   "list; `plan` shows it merged with the cluster's); `iam`: for Amazon OpenSearch Service, the "
+                   "connector role (connector.role_arn) trust and SageMaker policies and the operator's policy")
+    p.add_argument("--operator-arn", metavar="ARN",
+                   help="with --what iam: the IAM role or user that runs os-rerank, mapped to ml_full_access and to "
+                   "the operator role")
     p.add_argument("--opensearch-version", default="3.8.0", metavar="X.Y.Z",
                    help="render for this OpenSearch / ML Commons version (default: the newest known, 3.8.0)")
 
