@@ -247,8 +247,10 @@ class MLCommons:
     def delete_connector(self, req: Request) -> Response:
         connector_id = req.match["id"]
         with self.state.lock:
-            if connector_id not in self.state.connectors:
-                raise status_exception(404, "Failed to find connector")
+            if connector_id not in self.state.connectors:  # 2.19.1 answers 200, result not_found (security_403.json)
+                seq = self.state.next_seq(CONNECTOR_INDEX)
+                return Response(200, doc_write_response(CONNECTOR_INDEX, connector_id, "not_found", 1, seq,
+                                                        forced_refresh=True))
             using = self._models_using(connector_id)
             if using:
                 raise status_exception(409, f"{len(using)} models are still using this connector, please delete or "
@@ -300,8 +302,10 @@ class MLCommons:
     def delete_group(self, req: Request) -> Response:
         group_id = req.match["id"]
         with self.state.lock:
-            if group_id not in self.state.model_groups:
-                raise status_exception(404, "Failed to find model group")
+            if group_id not in self.state.model_groups:  # 2.19.1 answers 200, result not_found (security_403.json)
+                seq = self.state.next_seq(GROUP_INDEX)
+                return Response(200, doc_write_response(GROUP_INDEX, group_id, "not_found", 1, seq,
+                                                        forced_refresh=True))
             if any(m.get("model_group_id") == group_id for m in self.state.models.values()):
                 raise status_exception(409, "Cannot delete the model group when it has associated model versions")
             del self.state.model_groups[group_id]
