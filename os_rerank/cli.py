@@ -38,6 +38,10 @@ def _config(args: argparse.Namespace, env: Env) -> Config:
     if url_password:
         env.secrets.add(url_password)
     env.secrets.update(known_secrets(env.environ, config.aws.profile))
+    if not config.opensearch.verify_certs and config.opensearch.url.lower().startswith("https:"):
+        env.err("os-rerank: warning: opensearch.verify_certs is false: the cluster's certificate is not checked, so "
+                "the password and everything sent can be read by whoever sits in between; set "
+                "opensearch.ca_certs (OPENSEARCH_CA_CERTS) to the cluster's CA instead")
     return config
 
 

@@ -151,6 +151,9 @@ def test_tls_settings_win_over_the_environment_bundle(
     extra = f"  ca_certs: {certificate[0]}\n" if tls == "ca_certs" else "  verify_certs: false\n"
     config = load_config(write_config(tmp_path, url, extra), {})
     assert cluster_module.connect(config).request("GET", "/")["version"]["number"] == "2.19.0"
+    code, _, err = run(write_config(tmp_path, url, extra))  # every command run warns when nothing is verified
+    warned = "os-rerank: warning: opensearch.verify_certs is false: the cluster's certificate is not checked"
+    assert (warned in err) == (tls != "ca_certs")
 
 
 def test_401_names_the_credentials_and_403_the_missing_permission(

@@ -157,3 +157,16 @@ def test_a_user_with_no_rights_hears_everything_missing_at_once(secured: tuple[B
         assert any(action in line for line in lines), action
     assert "render --what role" in lines[-1]
     assert admin("GET", "/_cat/indices/os-rerank-lock-*?format=json")[1] == []
+
+
+def test_an_operator_who_finds_the_settings_wrong_stops_before_any_write(secured: tuple[Backend, Admin]) -> None:
+    backend, admin = secured
+    config = backend.config()  # the fixture's teardown (as admin) removed this URL's trusted-endpoint entry
+    operator = _operator(backend, admin, _printed_role(backend, config))
+    code, out, err = _as(backend, operator, "setup", "--config", str(config))
+    assert code == 4, (out, err)
+    assert "the connector settings need an admin" in err and "finished before it stopped: nothing" in err
+    assert "an admin applies PUT /_cluster/settings" in err
+    index = json.loads(config.read_text(encoding="utf-8"))["index"]["name"]
+    assert admin("GET", f"/{index}")[0] == 404
+    assert admin("GET", "/_cat/indices/os-rerank-lock-*?format=json")[1] == []
