@@ -98,7 +98,7 @@ def check_access(cluster: Cluster, config: Config, commands: Iterable[str]) -> A
     names = perm.index_names(config)
     absent_indices: set[str] = set()
     for need in perm.REQUESTS:
-        if need.admin or not need.actions or not wanted & set(need.commands):
+        if not perm.applies(need, config) or not need.actions or not wanted & set(need.commands):
             continue
         targets: list[str | None] = [None]
         if need.indices:

@@ -230,6 +230,11 @@ class _Run:
             self.deploy(action, model_id)
 
     def _model_group(self, action: Action) -> None:
+        if action.kind == UPDATE:  # model access control: the access mode or backend roles differ
+            assert action.id is not None
+            self.write(action, "PUT", ml.path(ml.MODEL_GROUPS, action.id), dumps(action.body))
+            self.emit("update", action, f"model group {action.name} access updated (id {action.id})", action.id)
+            return
         response = self.write(action, "POST", "/_plugins/_ml/model_groups/_register",
                               dumps(model_group_body(self.config)))
         self.result.model_group_id = str(response["model_group_id"])

@@ -53,6 +53,7 @@ class Need:
     indices: tuple[str, ...] = ()  # empty: cluster permissions
     probe: str = NONE
     admin: bool = False  # an admin step: not in the operator's role
+    with_access: bool = False  # sent only when the config sets model.access
 
     def matches(self, method: str, path: str) -> bool:
         return method == self.method and _pattern(self.path).fullmatch(path.split("?", 1)[0]) is not None
@@ -95,6 +96,8 @@ REQUESTS: tuple[Need, ...] = (
          ("teardown",), probe=ABSENT),
     Need("POST", "/_plugins/_ml/model_groups/_register", (_ml("register_model_group"),), "create the model group",
          ("setup",)),
+    Need("PUT", "/_plugins/_ml/model_groups/{id}", (_ml("update_model_group"),),
+         "update the model group's access (model.access)", ("setup",), probe=ABSENT, with_access=True),
     Need("DELETE", "/_plugins/_ml/model_groups/{id}", (_ml("model_groups/delete"),), "delete the model group",
          ("teardown",), probe=ABSENT),
     Need("POST", "/_plugins/_ml/models/_register", (_ml("register_model"),), "register the model", ("setup",)),
@@ -151,6 +154,11 @@ def index_kind(config: Config, name: str) -> str | None:
     return next((k for k, v in index_names(config).items() if v == name and k != LOCK_INDEX), None)
 
 
+def applies(need: Need, config: Config) -> bool:
+    """Whether an operator running `config` needs `need` (admin steps and unused options are left out)."""
+    return not need.admin and (not need.with_access or config.model.access is not None)
+
+
 def role_body(config: Config, commands: Iterable[str] = ALL_COMMANDS) -> dict[str, Any]:
     """The security-plugin role (body of PUT _plugins/_security/api/roles/<name>) that `commands` need."""
     wanted = set(commands)
@@ -158,7 +166,7 @@ def role_body(config: Config, commands: Iterable[str] = ALL_COMMANDS) -> dict[st
     per_index: dict[str, set[str]] = {}
     names = index_names(config)
     for need in REQUESTS:
-        if need.admin or not wanted & set(need.commands):
+        if not applies(need, config) or not wanted & set(need.commands):
             continue
         if not need.indices:
             cluster.update(need.actions)

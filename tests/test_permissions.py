@@ -15,8 +15,12 @@ EXAMPLE = Path(__file__).parent.parent / "config.example.yaml"
 def test_the_role_comes_from_the_table_and_leaves_settings_to_an_admin() -> None:
     config = load_config(EXAMPLE, {})
     role = perm.role_body(config)
-    declared = {a for n in perm.REQUESTS if not n.admin and not n.indices for a in n.actions}
+    declared = {a for n in perm.REQUESTS if perm.applies(n, config) and not n.indices for a in n.actions}
     assert set(role["cluster_permissions"]) == declared
+    assert "cluster:admin/opensearch/ml/update_model_group" not in declared  # only with model.access
+    with_access = config.model_copy(update={"model": config.model.model_copy(update={
+        "access": {"mode": "public"}})})
+    assert "cluster:admin/opensearch/ml/update_model_group" in perm.role_body(with_access)["cluster_permissions"]
     assert "cluster:admin/settings/update" not in role["cluster_permissions"]
     patterns = {e["index_patterns"][0]: set(e["allowed_actions"]) for e in role["index_permissions"]}
     assert set(patterns) == {config.index.name, f"{config.index.name}-eval", "os-rerank-lock-*"}

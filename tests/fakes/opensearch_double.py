@@ -149,7 +149,14 @@ class OpenSearchDouble:
         """From now on, answer as a node with the security plugin: add users to the returned Security."""
         security = Security()
         self.front.gate = security.gate
+        self._plugins.add("opensearch-security")
+        self.state.plugins.add("opensearch-security")
         return security
+
+    def remove_plugin(self, component: str) -> None:
+        """Behave as a node without `component` (e.g. opensearch-security) from now on."""
+        self._plugins.discard(component)
+        self.state.plugins.discard(component)
 
     def set_version(self, number: str) -> None:
         """Behave as another OpenSearch version from now on (state is kept)."""

@@ -37,6 +37,7 @@ OBSERVED: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("DELETE", rf"/_plugins/_ml/connectors/{_NAME}", (_ML + "connectors/delete",), False),
     ("GET", rf"/_plugins/_ml/model_groups/{_NAME}", (_ML + "model_groups/get",), False),
     ("DELETE", rf"/_plugins/_ml/model_groups/{_NAME}", (_ML + "model_groups/delete",), False),
+    ("PUT", rf"/_plugins/_ml/model_groups/{_NAME}", (_ML + "update_model_group",), False),
     ("GET", rf"/_plugins/_ml/models/{_NAME}", (_ML + "models/get",), False),
     ("DELETE", rf"/_plugins/_ml/models/{_NAME}", (_ML + "models/delete",), False),
     ("POST", rf"/_plugins/_ml/models/{_NAME}/_deploy", (_ML + "deploy_model",), False),
