@@ -42,6 +42,8 @@ REAL_KINDS = ("real", "real-secure")
 _SLOT = int(os.environ.get("OS_RERANK_TEST_SLOT", "0") or 0)
 _PREFIX = f"test{_SLOT}" if _SLOT else "test"
 REAL_ENDPOINT_PORTS = range(18180 + 10 * _SLOT, 18180 + 10 * _SLOT + len(CONTRACT_NAMES))
+# The fresh node tests/test_recorded.py builds and removes: per slot too, or two checkouts purge each other's.
+RECORD_NODE = (f"{_PREFIX}-record", 9252 + 10 * _SLOT)
 REAL_NODES = {"real": (f"{_PREFIX}-plain", 9250 + 10 * _SLOT, False),
               "real-secure": (f"{_PREFIX}-secure", 9251 + 10 * _SLOT, True)}
 

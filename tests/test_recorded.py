@@ -18,7 +18,7 @@ from opensearchpy import OpenSearch
 from os_rerank.contracts import get_contract
 from os_rerank.server.app import EndpointServer
 from os_rerank.server.scorers import LexicalScorer
-from tests.backends import ENDPOINT_NAME, RealClusters, endpoint_credentials
+from tests.backends import ENDPOINT_NAME, RECORD_NODE, RealClusters, endpoint_credentials
 from tests.fakes import OpenSearchDouble
 from tests.recorded import Target, differences, play_on_fresh_node, recording_path, run_steps, steps
 
@@ -46,6 +46,6 @@ def test_a_fresh_real_node_still_answers_like_the_recording(kind: str, real_clus
     real_clusters.cluster(kind)  # skips, or fails, as the real layer does
     if os.environ.get("OPENSEARCH_URL"):
         pytest.skip("the recording is checked on a fresh local node, not on the cluster OPENSEARCH_URL names")
-    played = play_on_fresh_node(VERSION, "test-record", 9252, tmp_path)
+    played = play_on_fresh_node(VERSION, *RECORD_NODE, tmp_path)
     problems = differences(recorded(), played)
     assert not problems, "the recording is stale (run scripts/record-real):\n" + "\n".join(problems)
