@@ -5,7 +5,8 @@ Prints pairs/s and p50/p95 request latency for requests of 10, 50 and 100 docume
   baseline      transformers pipeline("text-classification") over [{"text", "text_pair"}, ...], stock settings
                 (default batch size), as the SageMaker HF container runs it
   bare          one tokenizer call + batched forward passes (batches of --batch-size), fp32: the floor
-  scorer ...    os_rerank.server.scorers.CrossEncoderScorer in-process: torch fp32 / bf16 / int8, onnx fp32 / int8
+  scorer ...    os_rerank.server.scorers.CrossEncoderScorer in-process: torch fp32 / bf16 / int8, onnx fp32 / int8,
+                openvino fp32
   http+boto3    the --http variant behind EndpointServer, called through boto3 sagemaker-runtime with SigV4
   infinity      Infinity (`pip install 'infinity-emb[torch]'`), the rerank engine a user might pick instead, run
                 in-process on the same model directory (torch engine, CPU, batch size --batch-size)
@@ -192,8 +193,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32, help="bare forward and scorers (default: 32)")
     parser.add_argument("--http", default="onnx fp32", help="the scorer variant served over HTTP (default: onnx fp32)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        help="methods to leave out: baseline, torch-bf16, torch-int8, onnx-fp32, onnx-int8, http, "
-                        "infinity")
+                        help="methods to leave out: baseline, torch-bf16, torch-int8, onnx-fp32, onnx-int8, "
+                        "openvino-fp32, http, infinity")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients for the throughput rows")
     parser.add_argument("--head", choices=["fitted", "regularised"], default="fitted",
                         help="the bench model's head (bench/make_bench_model.py; default: fitted)")
@@ -247,7 +248,7 @@ def main() -> int:
     scorers: dict[str, CrossEncoderScorer] = {}
     for name, backend, quantize in (("torch fp32", "torch", "none"), ("torch bf16", "torch", "bf16"),
                                     ("torch int8", "torch", "int8"), ("onnx fp32", "onnx", "none"),
-                                    ("onnx int8", "onnx", "int8")):
+                                    ("onnx int8", "onnx", "int8"), ("openvino fp32", "openvino", "none")):
         if name.replace(" ", "-") in args.skip:
             continue
         try:

@@ -209,6 +209,90 @@ def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
         env.out("Teardown complete.")
     return EXIT_OK
 
+# --- promote / rollback (issue 15) -------------------------------------------------------------------------------
+
+
+def _cmd_promote(args: argparse.Namespace, env: Env) -> int:
+    from .credentials import chain_secrets
+    from .promote import check_index_name, run_promote, run_rollback
+
+    config = _config(args, env)
+    env.secrets.update(chain_secrets(config))
+    index = check_index_name(args.index or config.index.name)
+    from .provision import open_cluster
+
+    cluster = open_cluster(config)
+    on_event = None if args.json else env.err
+    if args.command == "rollback":
+        result = run_rollback(cluster, config, index=index, dry_run=args.dry_run, on_event=on_event)
+    else:
+        gate = _promote_gate(args, env, cluster, config) if args.require_gain is not None else None
+        result = run_promote(cluster, config, index=index, dry_run=args.dry_run, on_event=on_event, gate=gate,
+                             allow_failing_searches=args.allow_failing_searches)
+    if args.json:
+        print_json(env, result.to_dict())
+    else:
+        _print_promote(env, result)
+    if result.gate is not None and not result.gate.passed:
+        raise result.gate.error()
+    return EXIT_OK
+
+
+def _print_promote(env: Env, result: Any) -> None:
+    from .promote import change_lines
+
+    for line in result.gate.lines() if result.gate is not None else []:
+        env.out(line)
+    if result.gate is not None and not result.gate.passed:
+        env.out(f"{result.change.command}: refused by the gate; nothing sent")
+        return
+    for line in change_lines(result.change, dry_run=result.dry_run):
+        env.out(line)
+    if result.writes:
+        env.out(f"{result.change.command.capitalize()} applied: {result.writes} write requests.")
+
+
+def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Config) -> Callable[[], Any]:
+    """The gate promote runs before it writes: eval at --depth on --queries/--qrels, --metric gain ≥ --require-gain."""
+    from .eval import check_depths, load_corpus, load_qrels, load_queries, run_eval
+    from .gate import evaluate_gate
+
+    if not args.queries or not args.qrels:
+        raise UsageError("--require-gain needs --queries FILE and --qrels FILE to measure the gain on")
+    check_depths(config, [args.depth])
+    queries, qrels = load_queries(args.queries), load_qrels(args.qrels)  # bad files fail before anything runs
+    corpus = (load_corpus(args.corpus, config.pipeline.document_fields, config.index.fields)
+              if args.corpus else None)
+
+    def gate() -> Any:
+        report = run_eval(cluster, config, queries, qrels, depths=[args.depth], corpus=corpus,
+                          corpus_name=args.corpus, on_event=env.err)
+        return evaluate_gate(report.to_json(), metric=args.metric, min_gain=args.require_gain)
+
+    return gate
+
+
+def _cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
+    from .eval import load_qrels, load_queries
+    from .preflight import read_cluster_info
+    from .provision import open_cluster
+    from .workbench import apply_export, check_name, plan_export
+
+    config = _config(args, env)
+    name = check_name(args.name)
+    queries, qrels = load_queries(args.queries), load_qrels(args.qrels)
+    cluster = open_cluster(config)
+    export = plan_export(cluster, read_cluster_info(cluster), name, queries, qrels, dry_run=args.dry_run)
+    if not args.dry_run:
+        export = apply_export(cluster, export)
+    if args.json:
+        print_json(env, export.to_dict())
+    else:
+        for line in export.lines():
+            env.out(line)
+    return EXIT_OK
+
+
 # --- search / eval (issue 5) ----------------------------------------------------------------------------------------
 
 
@@ -251,6 +335,9 @@ def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
     if args.plot:
         require_matplotlib()
     depths = parse_depths(args.depths)
+    from .gate import load_baseline
+
+    baseline = load_baseline(args.baseline, depths) if args.baseline else None  # a bad file fails before any search
     queries = load_queries(args.queries)
     qrels = load_qrels(args.qrels)
     corpus = (load_corpus(args.corpus, config.pipeline.document_fields, config.index.fields)
@@ -260,11 +347,50 @@ def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
     if args.plot:
         plot_report(report, args.plot)
         env.err(f"eval: plot written to {args.plot}")
+    data = report.to_json()
+    extra = _eval_gate_and_capacity(args, data, depths, baseline)
+    gate = extra.pop("gate_result", None)
+    gate_lines = extra.pop("gate_lines", [])
+    data.update(extra)
     if args.json:
-        print_json(env, report.to_json())
+        print_json(env, data)
     else:
         env.out(format_report(report))
+        for line in ([extra["capacity"]["line"]] if extra.get("capacity") else []) + gate_lines:
+            env.out(line)
+    if gate is not None and not gate.passed:
+        raise gate.error()
     return EXIT_OK
+
+
+def _eval_gate_and_capacity(args: argparse.Namespace, data: dict[str, Any], depths: Sequence[int],
+                            baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """The gate (when --fail-under / --baseline / --max-p95-ms asked for it) and the capacity note (--target-qps)."""
+    from .capacity import capacity_note, pairs_per_second_from_eval
+    from .gate import evaluate_gate
+
+    out: dict[str, Any] = {}
+    if args.target_qps is not None:
+        rows = {(r["depth"], r["run"]): r for r in data["results"]}
+        depth = max(depths)
+        pairs = pairs_per_second_from_eval(depth, rows[(depth, "reranked")]["latency_ms"]["p50"],
+                                           rows[(depth, "without")]["latency_ms"]["p50"])
+        if pairs is not None:
+            note = capacity_note(depth=depth, pairs_per_second=pairs, target_qps=args.target_qps,
+                                 target_p95_ms=args.target_p95_ms,
+                                 p95_alone_ms=rows[(depth, "reranked")]["latency_ms"]["p95"])
+            out["capacity"] = note.to_json()
+        else:
+            out["capacity"] = {"line": f"capacity: reranking added no measurable latency at depth {depth}; "
+                                       "measure pairs/s with bench/serve_bench.py instead"}
+    if args.fail_under is None and args.baseline is None and args.max_p95_ms is None:
+        return out
+    gate = evaluate_gate(data, metric=args.metric, min_gain=args.fail_under, baseline=baseline,
+                         max_drop=args.max_drop, max_p95_ms=args.max_p95_ms)
+    out["gate"] = gate.to_json()
+    out["gate_lines"] = gate.lines()
+    out["gate_result"] = gate
+    return out
 
 # --- the local endpoint (issue 3) -----------------------------------------------------------------------------------
 
@@ -658,6 +784,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depths", default="10,20,50", metavar="K,K,...",
                    help="hits reranked per query, each at most sagemaker.max_batch (default 10,20,50)")
     p.add_argument("--plot", metavar="FILE.png", help="also draw metrics and latency against depth (needs [plot])")
+    gain = _number(float, -1.0, 1.0, "a metric difference")
+    p.add_argument("--fail-under", type=gain, metavar="GAIN",
+                   help="exit 9 unless reranking gains at least GAIN in --metric at every depth (e.g. 0.02)")
+    p.add_argument("--baseline", metavar="FILE", help="a saved `eval --json` run: exit 9 when the reranked --metric "
+                   "falls below it by more than --max-drop at a depth both evaluated")
+    p.add_argument("--max-drop", type=_number(float, 0.0, 1.0, "a metric difference"), default=0.0, metavar="D",
+                   help="with --baseline: the drop allowed (default 0)")
+    p.add_argument("--max-p95-ms", type=_number(float, 0.1, 3_600_000.0, "milliseconds"), metavar="MS",
+                   help="exit 9 when the reranked search's p95 exceeds MS at a depth")
+    p.add_argument("--metric", choices=["ndcg", "mrr"], default="ndcg",
+                   help="what the gate compares: nDCG@10 (default) or MRR@10")
+    p.add_argument("--target-qps", type=_number(float, 0.001, 1e9, "queries per second"), metavar="QPS",
+                   help="add a capacity note: endpoint instances for QPS at the largest depth, from the latency "
+                   "reranking added")
+    p.add_argument("--target-p95-ms", type=_number(float, 0.1, 3_600_000.0, "milliseconds"), metavar="MS",
+                   help="with --target-qps: the p95 the capacity note must keep")
+
+    for name, text in (("promote", "make the rerank pipeline the index's default search pipeline (every search "
+                                    "that names none is reranked), recording the default it replaces"),
+                       ("rollback", "restore the default search pipeline `promote` replaced (none: the setting is "
+                                    "removed)")):
+        p = command(name, _cmd_promote, text)
+        _add_config(p)
+        _add_json(p)
+        p.add_argument("--index", metavar="NAME", help="the index (default: index.name)")
+        p.add_argument("--dry-run", action="store_true", help="print the exact requests and send nothing")
+        if name == "promote":
+            p.add_argument("--allow-failing-searches", action="store_true",
+                           help="promote even though the pipeline has ignore_failure off (searches without the rerank "
+                           "context, and _count, then fail)")
+            p.add_argument("--require-gain", type=gain, metavar="GAIN",
+                           help="first evaluate --queries/--qrels at --depth; refuse (exit 9) unless reranking "
+                           "gains at least GAIN in --metric")
+            p.add_argument("--queries", metavar="FILE", help="with --require-gain: the queries (as for eval)")
+            p.add_argument("--qrels", metavar="FILE", help="with --require-gain: the judgments (as for eval)")
+            p.add_argument("--corpus", metavar="FILE", help="with --require-gain: a corpus (as for eval)")
+            p.add_argument("--depth", type=_number(int, 1, 10_000, "a number of hits"), default=20, metavar="K",
+                           help="with --require-gain: hits reranked per query (default 20)")
+            p.add_argument("--metric", choices=["ndcg", "mrr"], default="ndcg",
+                           help="with --require-gain: the metric that must gain, nDCG@10 (default) or MRR@10")
+
+    p = command("workbench-export", _cmd_workbench_export,
+                "export an eval set (queries, judgments) to the Search Relevance Workbench (OpenSearch 3.1+)")
+    _add_config(p)
+    _add_json(p)
+    p.add_argument("--queries", required=True, metavar="FILE", help="queries, as for eval")
+    p.add_argument("--qrels", required=True, metavar="FILE", help="judgments, as for eval")
+    p.add_argument("--name", default="os-rerank-eval", metavar="NAME",
+                   help="the query set's and the judgment list's name (default os-rerank-eval)")
+    p.add_argument("--dry-run", action="store_true", help="print the exact requests and send nothing")
 
     p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint")
     p.add_argument("--contract", default="hf-text-classification", choices=CONTRACT_NAMES)
@@ -677,11 +853,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pairs per forward pass (default: 32)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "bf16"],
                    help="dynamic int8 or bfloat16 inference (faster; scores change slightly)")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"],
-                   help="run the model with ONNX Runtime (DIR/model.onnx or DIR/onnx/model.onnx; no torch needed) or "
-                   "with torch; auto: ONNX Runtime when DIR holds an export, else torch (default: auto)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"],
+                   help="run the model with ONNX Runtime (DIR/model.onnx or DIR/onnx/model.onnx; no torch needed), "
+                   "with OpenVINO in fp32 (the same file; pip install 'os-rerank[openvino]') or with torch; auto: "
+                   "ONNX Runtime when DIR holds an export, else torch (default: auto)")
     p.add_argument("--threads", type=_number(int, 1, 1024, "a number of threads"), default=None, metavar="N",
-                   help="torch threads (default: torch's own, one per core)")
+                   help="the runtime's threads (default: its own, one per core)")
     p.add_argument("--max-body-bytes", type=_number(int, 1, 1 << 30, "a size in bytes"), default=6 * 1024 * 1024,
                    metavar="BYTES",
                    help="refuse larger bodies with 413 (default: 6291456, SageMaker's limit)")

@@ -240,6 +240,9 @@ class PipelineConfig(_Strict):
         default_factory=lambda: ["passage_text"]
     )
     ignore_failure: bool = False
+    # Rerank `oversample` times the hits a search asks for and return what it asked for, in the pipeline itself
+    # (the oversample and truncate_hits processors); None: the pipeline reranks the page it is given (window.py).
+    oversample: Annotated[float, Field(ge=1.0, le=100.0, allow_inf_nan=False)] | None = None
 
 
 class VerifyConfig(_Strict):

@@ -20,6 +20,7 @@ class ExitStatus(IntEnum):
     VERIFY = 6
     AWS = 7
     LOCAL = 8
+    GATE = 9
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -35,6 +36,8 @@ MEANINGS: dict[ExitStatus, str] = {
     ExitStatus.AWS: "an AWS control-plane call failed (SageMaker, IAM, Application Auto Scaling, STS)",
     ExitStatus.LOCAL: "`os-rerank local`: an artifact not served or not matching its checksum, no suitable Java, a "
                       "taken port, a node that would not start",
+    ExitStatus.GATE: "the relevance gate failed: reranking did not gain, keep or stay within what `eval "
+                     "--fail-under / --baseline / --max-p95-ms` or `promote --require-gain` asked",
     ExitStatus.INTERNAL: "a bug in os-rerank: one line, and the traceback with OS_RERANK_DEBUG=1",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); what finished and what did not is said",
 }

@@ -221,8 +221,9 @@ def eval_index_name(config: Config) -> str:
 
 
 def _count(cluster: Cluster, index: str) -> int | None:
-    response = cluster.request("GET", f"/{index}/_count", missing_ok=True)
-    return None if response is None else int(response.get("count", 0))
+    from .state import count_documents
+
+    return count_documents(cluster, index)
 
 
 def prepare_documents(

@@ -28,6 +28,7 @@ from .config import Config
 TEST_INDEX = "test index"
 EVAL_INDEX = "eval index"
 LOCK_INDEX = "lock index"
+ALL_INDICES = "all indices"  # GET /_all/_settings: the security plugin checks the action on every index
 LOCK_PATTERN = "os-rerank-lock-*"  # lock indices hold only a _meta: a pattern over them grants nothing else
 
 # How plan checks a permission before anything is written (access.py).
@@ -37,8 +38,10 @@ INVALID = "invalid"  # sent with a body the cluster rejects after the permission
 NONE = "none"  # cannot be checked without changing something
 
 ROLE_NAME = "os_rerank_operator"
-ALL_COMMANDS = ("plan", "setup", "verify", "status", "teardown", "search", "eval", "rotate-credentials")
+ALL_COMMANDS = ("plan", "setup", "verify", "status", "teardown", "search", "eval", "rotate-credentials", "promote",
+                "rollback", "workbench-export")
 _WRITERS = ("setup", "teardown", "rotate-credentials")
+_LOCKED = ("setup", "teardown", "rotate-credentials", "eval", "promote", "rollback")  # they take the lock
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Need:
 
     def matches(self, method: str, path: str) -> bool:
         return method == self.method and _pattern(self.path).fullmatch(path.split("?", 1)[0]) is not None
+
+
+_SR = "cluster:admin/opensearch/search_relevance/"
 
 
 def _ml(kind: str) -> str:
@@ -115,16 +121,49 @@ REQUESTS: tuple[Need, ...] = (
          ("setup",), probe=INVALID),
     Need("DELETE", "/_search/pipeline/{name}", ("cluster:admin/search/pipeline/delete",),
          "delete the search pipeline", ("teardown",), probe=ABSENT),
+    Need("GET", "/_nodes/search_pipelines", ("cluster:monitor/nodes/info",),
+         "check every node offers the windowed pipeline's processors (pipeline.oversample)", ("plan", "setup"),
+         probe=READ),
+    Need("GET", "/_all/_settings/{name}", ("indices:monitor/settings/get",),
+         "find every index whose default search pipeline is ours", ("teardown", "promote", "rollback"),
+         (ALL_INDICES,), probe=READ),
+    Need("GET", "/{index}/_settings", ("indices:monitor/settings/get",), "read the index's default search pipeline",
+         ("status", "promote", "rollback", "teardown"), (TEST_INDEX,), probe=READ),
+    Need("GET", "/{index}/_mapping", ("indices:admin/mappings/get",), "read the promotion record in the index's _meta",
+         ("status", "promote", "rollback", "teardown"), (TEST_INDEX,), probe=READ),
+    Need("PUT", "/{index}/_settings", ("indices:admin/settings/update",),
+         "set or restore the index's default search pipeline", ("promote", "rollback", "teardown"), (TEST_INDEX,)),
+    Need("PUT", "/{index}/_mapping", ("indices:admin/mapping/put",), "record the promotion in the index's _meta",
+         ("promote", "rollback", "teardown"), (TEST_INDEX,)),
+    # Search Relevance Workbench (3.1+): action names from the search-relevance plugin's *Action.NAME
+    # (src/main/java/org/opensearch/searchrelevance/transport/), not observed here (no 3.x node on this machine).
+    Need("GET", "/_plugins/_search_relevance/query_sets", (_SR + "queryset/get",), "list the Workbench query sets",
+         ("workbench-export",)),
+    Need("PUT", "/_plugins/_search_relevance/query_sets", (_SR + "queryset/put",), "import the query set",
+         ("workbench-export",)),
+    Need("DELETE", "/_plugins/_search_relevance/query_sets/{id}", (_SR + "queryset/delete",),
+         "replace the query set", ("workbench-export",)),
+    Need("GET", "/_plugins/_search_relevance/judgments", (_SR + "judgment/get",), "list the Workbench judgments",
+         ("workbench-export",)),
+    Need("PUT", "/_plugins/_search_relevance/judgments", (_SR + "judgment/create",), "import the judgment list",
+         ("workbench-export",)),
+    Need("DELETE", "/_plugins/_search_relevance/judgments/{id}", (_SR + "judgment/delete",),
+         "replace the judgment list", ("workbench-export",)),
     Need("GET", "/{index}", ("indices:admin/get",), "read the index mapping (and the lock's holder)",
-         ("plan", "setup", "status", "teardown", "rotate-credentials"), (TEST_INDEX, LOCK_INDEX), probe=READ),
+         ("plan", "setup", "status", "teardown", "rotate-credentials", "promote", "rollback"), (TEST_INDEX, LOCK_INDEX),
+         probe=READ),
     Need("GET", "/{index}/_count", ("indices:data/read/search",), "count the documents",
          ("plan", "setup", "status", "eval"), (TEST_INDEX, EVAL_INDEX), probe=READ),
+    Need("POST", "/{index}/_count", ("indices:data/read/search",), "count the hits of a query",
+         ("promote",), (TEST_INDEX,), probe=READ),
     Need("POST", "/{index}/_search", ("indices:data/read/search",), "search the index (through the pipeline)",
          ("plan", "setup", "status", "verify", "search", "eval"), (TEST_INDEX, EVAL_INDEX), probe=READ),
     Need("PUT", "/{index}", ("indices:admin/create",), "create the index (or take the lock)",
-         ("setup", "teardown", "rotate-credentials", "eval"), (TEST_INDEX, EVAL_INDEX, LOCK_INDEX), probe=INVALID),
+         _LOCKED, (TEST_INDEX, EVAL_INDEX, LOCK_INDEX),
+         probe=INVALID),
     Need("DELETE", "/{index}", ("indices:admin/delete",), "delete the index (or release the lock)",
-         ("setup", "teardown", "rotate-credentials", "eval"), (TEST_INDEX, EVAL_INDEX, LOCK_INDEX), probe=ABSENT),
+         _LOCKED, (TEST_INDEX, EVAL_INDEX, LOCK_INDEX),
+         probe=ABSENT),
     Need("POST", "/_bulk", ("indices:data/write/bulk[s]", "indices:data/write/index"), "load the documents",
          ("setup", "eval"), (TEST_INDEX, EVAL_INDEX)),
 )
@@ -144,14 +183,16 @@ def find_need(method: str, path: str) -> Need | None:
 
 def index_names(config: Config) -> dict[str, str]:
     """Each index role -> its name (or pattern) for `config`."""
-    return {TEST_INDEX: config.index.name, EVAL_INDEX: f"{config.index.name}-eval", LOCK_INDEX: LOCK_PATTERN}
+    return {TEST_INDEX: config.index.name, EVAL_INDEX: f"{config.index.name}-eval", LOCK_INDEX: LOCK_PATTERN,
+            ALL_INDICES: "*"}
 
 
 def index_kind(config: Config, name: str) -> str | None:
     """Which of `config`'s indices `name` is."""
     if name.startswith(LOCK_PATTERN.rstrip("*")):
         return LOCK_INDEX
-    return next((k for k, v in index_names(config).items() if v == name and k != LOCK_INDEX), None)
+    return next((k for k, v in index_names(config).items() if v == name and k not in (LOCK_INDEX, ALL_INDICES)),
+                None)
 
 
 def applies(need: Need, config: Config) -> bool:

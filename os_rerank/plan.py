@@ -378,7 +378,8 @@ def _index(desired: Desired, state: ClusterState) -> list[Action]:
 def pipeline_fields(body: dict[str, Any]) -> dict[str, Any]:
     """The parts of a rerank pipeline body os-rerank manages, for comparison."""
     processors = body.get("response_processors") or []
-    rerank = (processors[0] or {}).get("rerank", {}) if len(processors) == 1 else {}
+    rerank: dict[str, Any] = next(
+        (p["rerank"] for p in processors if isinstance(p, dict) and isinstance(p.get("rerank"), dict)), {})
     return {
         "description": body.get("description"),
         "processors": [next(iter(p), None) for p in processors if isinstance(p, dict)],

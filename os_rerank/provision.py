@@ -35,9 +35,12 @@ def read(cluster: Cluster, config: Config) -> tuple[ClusterInfo, ClusterState]:
 def plan_setup(cluster: Cluster, config: Config, *, private_host: Callable[[str], bool] = is_private_host,
                check_access: bool = True) -> Plan:
     """What setup would do on this cluster (reads only); first, every permission setup needs that the user lacks."""
+    from .window import check_window
+
     if check_access:
         require_access(cluster, config, ("setup",))
     info, state = read(cluster, config)
+    check_window(cluster, config)  # a pipeline with processors the nodes lack is refused here, before any write
     desired = desired_state(config, info.version, endpoint_private=private_host(config.sagemaker.connector_url))
     return make_plan(desired, state)
 
@@ -102,5 +105,8 @@ def run_verify(cluster: Cluster, config: Config) -> VerifyReport:
 
 
 def run_status(cluster: Cluster, config: Config) -> list[StatusRow]:
+    from .promote import read_default
+
     info, state = read(cluster, config)
-    return status_rows(config, info, state)
+    promotion = read_default(cluster, config.index.name) if state.index is not None else None
+    return status_rows(config, info, state, promotion)

@@ -149,14 +149,32 @@ def read_index(cluster: Cluster, name: str) -> IndexState | None:
         return None
     entry: dict[str, Any] = info.get(name) or next(iter(info.values()), {})
     properties = ((entry.get("mappings") or {}).get("properties")) or {}
-    count = (cluster.request("GET", f"/{name}/_count") or {}).get("count", 0)
+    count = count_documents(cluster, name) or 0
     size = max(0, min(int(count), 10000))
     docs: dict[str, dict[str, Any]] = {}
     if size:
-        result = cluster.request("POST", f"/{name}/_search", body={"query": {"match_all": {}}, "size": size})
+        # `_none`: a promoted index's default pipeline would rerank this read, and fail without a rerank context.
+        result = cluster.request("POST", f"/{name}/_search", body={"query": {"match_all": {}}, "size": size},
+                                 params={"search_pipeline": "_none"})
         for hit in ((result or {}).get("hits") or {}).get("hits") or []:
             docs[str(hit.get("_id"))] = dict(hit.get("_source") or {})
     return IndexState(dict(properties), int(count), docs)
+
+
+def count_documents(cluster: Cluster, name: str) -> int | None:
+    """The index's document count, or None when there is no such index.
+
+    A size-0 search naming pipeline `_none`, not `_count`: on 2.19.1 `_count` runs through the index's default
+    search pipeline, which on a promoted index (promote.py) is the rerank processor, failing without a rerank
+    context; and `_count` refuses a `search_pipeline` parameter.
+    """
+    body = {"size": 0, "track_total_hits": True, "query": {"match_all": {}}}
+    result = cluster.request("POST", f"/{name}/_search", body=body, params={"search_pipeline": "_none"},
+                             missing_ok=True)
+    if result is None:
+        return None
+    total = ((result.get("hits") or {}).get("total") or {})
+    return int(total.get("value", 0) if isinstance(total, dict) else total)
 
 
 def read_pipeline(cluster: Cluster, name: str) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from typing import Any
 from .config import Config
 from .plan import pipeline_fields, regex_admits
 from .preflight import ClusterInfo
+from .promote import IndexDefault
 from .state import PRIVATE_IP, TRUSTED_REGEX, ClusterState
 
 
@@ -25,8 +26,10 @@ class StatusRow:
 HEADERS = ("resource", "name", "id", "state")
 
 
-def status_rows(config: Config, info: ClusterInfo, state: ClusterState) -> list[StatusRow]:
-    """One row per resource (several when names collide; `missing` when absent)."""
+def status_rows(config: Config, info: ClusterInfo, state: ClusterState,
+                promotion: IndexDefault | None = None) -> list[StatusRow]:
+    """One row per resource (several when names collide; `missing` when absent); `promotion`: the index's default
+    search pipeline (promote.py), shown after the index."""
     url = config.sagemaker.connector_url
     rows = [StatusRow("cluster", config.opensearch.url, "-", f"OpenSearch {info.version_text}")]
     admitted = next((rx for rx in state.trusted_regexes if regex_admits(rx, url)), None)
@@ -56,6 +59,8 @@ def status_rows(config: Config, info: ClusterInfo, state: ClusterState) -> list[
         rows.append(StatusRow("index", config.index.name, "-", "missing"))
     else:
         rows.append(StatusRow("index", config.index.name, config.index.name, f"{state.index.count} documents"))
+    if promotion is not None:
+        rows.append(StatusRow("default pipeline", promotion.index, "-", promotion.describe(config.pipeline.name)))
     if state.pipeline is None:
         rows.append(StatusRow("pipeline", config.pipeline.name, "-", "missing"))
     else:

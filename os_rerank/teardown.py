@@ -25,6 +25,7 @@ GONE = "already gone"
 KEPT = "kept"
 FAILED = "failed"
 UNDEPLOYED = "undeployed"
+RESTORED = "restored"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class TeardownStep:
     detail: str = ""
 
     def line(self) -> str:
-        symbol = {DELETED: "-", UNDEPLOYED: "~", GONE: "=", KEPT: "=", FAILED: "!"}.get(self.outcome, "*")
+        symbols = {DELETED: "-", UNDEPLOYED: "~", RESTORED: "~", GONE: "=", KEPT: "=", FAILED: "!"}
+        symbol = symbols.get(self.outcome, "*")
         ident = f" (id {self.id})" if self.id and self.id != self.name else ""
         tail = f": {self.detail}" if self.detail else ""
         return f"{symbol} {self.resource} {self.name}{ident} {self.outcome}{tail}"
@@ -93,7 +95,13 @@ def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Calla
         return run
 
     pipeline = config.pipeline.name
-    step("pipeline", pipeline, pipeline, delete(f"/_search/pipeline/{pipeline}"))
+    # A default search pipeline that names a deleted pipeline fails every search of its index (promote.py), so the
+    # indices that default to ours get their recorded default back first; if that fails, the pipeline stays.
+    doomed = set() if keep_index else {config.index.name, f"{config.index.name}-eval"}
+    if _release_defaults(cluster, pipeline, doomed, step):
+        step("pipeline", pipeline, pipeline, delete(f"/_search/pipeline/{pipeline}"))
+    else:
+        step("pipeline", pipeline, pipeline, lambda: KEPT, "an index still defaults to it (see above)")
     for index in (config.index.name, f"{config.index.name}-eval"):  # the test index, and the one eval loads
         if keep_index:
             step("index", index, index, lambda: KEPT, "--keep-index")
@@ -144,6 +152,28 @@ def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Calla
         if not ml.await_search(cluster, kind, ml.name_query(name), absent=ids):
             report.notes.append(f"ML Commons' search still lists deleted {kind.replace('_', ' ')} "
                                 f"{', '.join(ids)}; a command run at once may see them for a moment")
+
+
+def _release_defaults(cluster: Cluster, pipeline: str, doomed: set[str], step: Callable[..., None]) -> bool:
+    """Roll back every index (but those about to be deleted) whose default search pipeline is `pipeline`; False
+    when one could not be, so the pipeline must stay."""
+    from .promote import indices_defaulting_to, release_index
+
+    try:
+        indices = [i for i in indices_defaulting_to(cluster, pipeline) if i not in doomed]
+    except OsRerankError as exc:
+        step("default pipeline", pipeline, None, functools.partial(_raise, exc))
+        return False
+    ok = True
+    for index in indices:
+        try:
+            detail = release_index(cluster, index, pipeline)
+        except OsRerankError as exc:
+            step("default pipeline", index, None, functools.partial(_raise, exc))
+            ok = False
+            continue
+        step("default pipeline", index, None, lambda: RESTORED, detail)
+    return ok
 
 
 def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None], notes: list[str]) -> None:

@@ -10,7 +10,8 @@
   instead, and the endpoint must then be reachable from it (OS_RERANK_ENDPOINT_HOST, default 127.0.0.1).
   OS_RERANK_REAL=off skips the real variants, saying so; otherwise a node that cannot start fails them.
   OS_RERANK_TEST_SLOT=N (N > 0) gives a second checkout its own nodes and endpoint ports (test<N>-plain on
-  9250 + 10N, endpoints from 18180 + 10N), so two test runs on one machine never share a cluster.
+  9250 + 10N, test<N>-record on 9252 + 10N, endpoints from 18180 + 10N), so two test runs on one machine never
+  share a cluster.
 Scenario tests never branch on the backend.
 """
 
@@ -42,10 +43,10 @@ REAL_KINDS = ("real", "real-secure")
 _SLOT = int(os.environ.get("OS_RERANK_TEST_SLOT", "0") or 0)
 _PREFIX = f"test{_SLOT}" if _SLOT else "test"
 REAL_ENDPOINT_PORTS = range(18180 + 10 * _SLOT, 18180 + 10 * _SLOT + len(CONTRACT_NAMES))
-# The fresh node tests/test_recorded.py builds and removes: per slot too, or two checkouts purge each other's.
-RECORD_NODE = (f"{_PREFIX}-record", 9252 + 10 * _SLOT)
 REAL_NODES = {"real": (f"{_PREFIX}-plain", 9250 + 10 * _SLOT, False),
               "real-secure": (f"{_PREFIX}-secure", 9251 + 10 * _SLOT, True)}
+# The fresh node tests/test_recorded.py builds, plays the recorded steps on, and removes.
+RECORD_NODE = (f"{_PREFIX}-record", 9252 + 10 * _SLOT)
 
 
 @dataclass

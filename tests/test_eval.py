@@ -142,14 +142,14 @@ def test_run_eval_scores_both_runs_and_skips_the_reranker_on_empty_pages(config:
     queries = [Query("q1", "capital"), Query("q2", "nothing matches"), Query("q3", "unjudged")]
     qrels = {"q1": {"d2": 2, "d9": 1}, "q2": {"d1": 1}, "q4": {"d1": 1}}
     cluster, transport = cluster_with(
-        {"count": 4},  # the test index exists
+        page("d1", "d2", "d3", "d4"),  # the test index exists (counted by a size-0 search naming pipeline _none)
         page("d1", "d2", "d3"), page("d2", "d1", "d3"),  # q1 without, then reranked
         page(),  # q2 finds nothing: no reranked request
     )
     events: list[str] = []
     report = run_eval(cluster, config, queries, qrels, depths=(3,), on_event=events.append)
     assert [(s[0], s[1], s[2]) for s in transport.sent] == [
-        ("GET", "/my-test-data/_count", {}),
+        ("POST", "/my-test-data/_search", {"search_pipeline": "_none"}),  # the count: size 0, no pipeline
         ("POST", "/my-test-data/_search", {"search_pipeline": "_none"}),
         ("POST", "/my-test-data/_search", {"search_pipeline": "rerank_pipeline_sagemaker"}),
         ("POST", "/my-test-data/_search", {"search_pipeline": "_none"}),

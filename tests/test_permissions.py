@@ -23,7 +23,8 @@ def test_the_role_comes_from_the_table_and_leaves_settings_to_an_admin() -> None
     assert "cluster:admin/opensearch/ml/update_model_group" in perm.role_body(with_access)["cluster_permissions"]
     assert "cluster:admin/settings/update" not in role["cluster_permissions"]
     patterns = {e["index_patterns"][0]: set(e["allowed_actions"]) for e in role["index_permissions"]}
-    assert set(patterns) == {config.index.name, f"{config.index.name}-eval", "os-rerank-lock-*"}
+    assert set(patterns) == {config.index.name, f"{config.index.name}-eval", "os-rerank-lock-*", "*"}
+    assert patterns["*"] == {"indices:monitor/settings/get"}  # teardown's GET /_all/_settings: read-only, on all
     assert "indices:data/write/index" in patterns[config.index.name]
     assert not any("*" in a for a in role["cluster_permissions"])  # least privilege: no wildcard actions
 

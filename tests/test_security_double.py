@@ -91,8 +91,12 @@ def _without(role: dict[str, Any], permission: tuple[str | None, str]) -> dict[s
     return out
 
 
+# The commands _commands runs: each permission of their role must be needed by one of them.
+SEQUENCE = ("setup", "search", "verify", "status", "eval", "rotate-credentials", "teardown")
+
+
 def _permissions() -> list[tuple[str | None, str]]:
-    role = role_body(load_config(Path(__file__).parent.parent / "config.example.yaml", {}))
+    role = role_body(load_config(Path(__file__).parent.parent / "config.example.yaml", {}), SEQUENCE)
     out: list[tuple[str | None, str]] = [(None, a) for a in role["cluster_permissions"]]
     out += [(e["index_patterns"][0], a) for e in role["index_permissions"] for a in e["allowed_actions"]]
     return out
@@ -103,7 +107,8 @@ def test_without_any_one_permission_a_command_fails_naming_it(fake_backend: Back
                                                              permission: tuple[str | None, str]) -> None:
     example = load_config(Path(__file__).parent.parent / "config.example.yaml", {})
     index, action = permission
-    config, operator = _setup_double(fake_backend, lambda c: _without(_printed(c), permission),
+    config, operator = _setup_double(fake_backend, lambda c: _without(role_body(load_config(c, {}), SEQUENCE),
+                                                                       permission),
                                      index={"name": example.index.name})
     for argv in _commands(config, tmp_path):
         code, out, err = _as(fake_backend, operator, *argv)

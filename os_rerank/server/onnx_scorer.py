@@ -8,11 +8,15 @@ fp32. Measured on MiniLM-L6 (bench/serve_bench.py): fp32 ONNX Runtime gives the 
 somewhat faster than torch on 2 cores; int8 is ~2x faster but moved logits by several units on the benchmark model,
 reordering its top 10.
 
-Imports of onnxruntime, onnx and torch happen inside functions: `os_rerank.server` imports without them.
+`OpenVinoForward` runs the same ONNX file on OpenVINO's CPU plugin (`backend="openvino"`), pinned to fp32: on a CPU
+with AMX or AVX512-BF16 the plugin otherwise computes in bf16 by default, which reordered the bench model's top 10.
+
+Imports of onnxruntime, onnx, openvino and torch happen inside functions: `os_rerank.server` imports without them.
 """
 
 from __future__ import annotations
 
+import queue
 import tempfile
 import warnings
 from pathlib import Path
@@ -48,6 +52,41 @@ class OnnxForward:
 
     def __call__(self, batch: dict[str, Any]) -> Any:
         return self.session.run(None, {name: batch[name] for name in self.input_names})[0]
+
+
+class OpenVinoForward:
+    """`__call__(batch) -> float32 numpy logits (batch, labels)` on OpenVINO's CPU plugin, in fp32."""
+
+    def __init__(self, input_names: list[str], *, threads: int | None = None, torch_model: Any = None,
+                 source: Path | None = None) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        with tempfile.TemporaryDirectory(prefix="os-rerank-openvino-") as tmp:  # compiled: the file is not needed after
+            self.exported = source is None
+            if source is None:
+                if torch_model is None:
+                    raise ValueError("no model.onnx and no torch model to export")
+                source = Path(tmp) / "model.onnx"
+                export(torch_model, input_names, source)
+            config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = threads
+            self.compiled = core.compile_model(core.read_model(str(source)), "CPU", config)
+        self.input_names = [port.get_any_name() for port in self.compiled.inputs]
+        # An infer request holds its own buffers and is not thread-safe; the server's threads each take one.
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def __call__(self, batch: dict[str, Any]) -> Any:
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            result = request.infer({name: batch[name] for name in self.input_names})
+            return next(iter(result.values())).copy()  # the request's buffer is reused by its next call
+        finally:
+            self._requests.put(request)
 
 
 def export(model: Any, input_names: list[str], path: Path) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 Pair = tuple[str, str]
 
 QUANTIZE_CHOICES = ("none", "int8", "bf16")
-BACKEND_CHOICES = ("auto", "torch", "onnx")
+BACKEND_CHOICES = ("auto", "torch", "onnx", "openvino")
 
 
 def onnx_file(model_dir: Path) -> Path | None:
@@ -217,6 +217,8 @@ class CrossEncoderScorer:
         backend = resolve_backend(model_dir, backend)
         if backend == "onnx" and quantize == "bf16":
             raise ScorerError("quantize bf16 needs --backend torch (ONNX Runtime offers none|int8)")
+        if backend == "openvino" and quantize != "none":
+            raise ScorerError(f"quantize {quantize} needs --backend torch or onnx (OpenVINO runs the model in fp32)")
         from transformers import AutoConfig, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
@@ -245,16 +247,24 @@ class CrossEncoderScorer:
             elif quantize == "bf16":
                 _keep_head_fp32(torch, model)
             self.model = model
+        names: list[str] = [k for k in ("input_ids", "token_type_ids", "attention_mask")
+                             if k in self.tokenizer.model_input_names]
         if backend == "onnx":
             try:
                 from .onnx_scorer import OnnxForward
 
-                names: list[str] = [k for k in ("input_ids", "token_type_ids", "attention_mask")
-                         if k in self.tokenizer.model_input_names]
                 self._onnx = OnnxForward(model_dir, names, quantize=quantize, threads=threads, torch_model=self.model,
                                          source=exported)
             except ImportError as exc:
                 raise ScorerError(f"--backend onnx needs onnxruntime and onnx ({exc}): pip install onnxruntime onnx"
+                                  ) from exc
+        elif backend == "openvino":
+            try:
+                from .onnx_scorer import OpenVinoForward
+
+                self._onnx = OpenVinoForward(names, threads=threads, torch_model=self.model, source=exported)
+            except ImportError as exc:
+                raise ScorerError(f"--backend openvino needs openvino ({exc}): pip install 'os-rerank[openvino]'"
                                   ) from exc
         self.quantize = quantize
         self.backend = backend
@@ -264,7 +274,7 @@ class CrossEncoderScorer:
         self.max_length = min(limits)
         self.batch_size = batch_size
         head = "sigmoid of 1 logit" if self.num_labels == 1 else "softmax P(label 1) of 2 labels"
-        suffix = "" if backend == "torch" else ", onnxruntime"
+        suffix = {"torch": "", "onnx": ", onnxruntime", "openvino": ", openvino"}[backend]
         suffix += "" if quantize == "none" else f", {quantize}"
         self.name = f"cross-encoder {model_dir.name} ({head}, max {self.max_length} tokens{suffix})"
 

@@ -71,13 +71,14 @@ class OpenSearchDouble:
     def __init__(self, glue: Glue | None = None, *, version: str = "2.19.0",
                  plugins: Iterable[str] | None = None, absent_plugins: Iterable[str] = (),
                  master_key_failures: int = 0, polls_until_deployed: int = 1, refresh_interval: float = 1.0,
-                 remote_timeout_cap: float = 30.0, ml_search_lag: float = 0.3) -> None:
+                 remote_timeout_cap: float = 30.0, ml_search_lag: float = 0.3,
+                 search_pipeline_common: bool = False) -> None:
         self.glue = glue
         self._version_number = version
         self._plugins = set(DEFAULT_PLUGINS if plugins is None else plugins) - set(absent_plugins)
         self._options = {"master_key_failures": master_key_failures, "polls_until_deployed": polls_until_deployed,
                          "refresh_interval": refresh_interval, "remote_timeout_cap": remote_timeout_cap,
-                         "ml_search_lag": ml_search_lag}
+                         "ml_search_lag": ml_search_lag, "search_pipeline_common": search_pipeline_common}
         self.router = Router()
         self.front = HttpFront(self.router, after=self._observe)
         self._build()
@@ -89,15 +90,22 @@ class OpenSearchDouble:
         self.ml = MLCommons(self.state, self.caller, master_key_failures=self._options["master_key_failures"],
                             polls_until_deployed=self._options["polls_until_deployed"],
                             search_lag=self._options["ml_search_lag"]) if has_ml else None
-        self.search = Search(self.state, self.ml, refresh_interval=self._options["refresh_interval"])
+        self.search = Search(self.state, self.ml, refresh_interval=self._options["refresh_interval"],
+                             common_module=bool(self._options["search_pipeline_common"]))
         self.router.routes.clear()
         self.router.add("GET|HEAD", "/", self.root)
         self.router.add("GET", "/_cat/plugins", self.cat_plugins)
         self.router.add("GET", "/_cluster/health(?:/[^/]+)?", self.health)
         self.router.add("GET", "/_cluster/settings", self.get_settings)
         self.router.add("PUT", "/_cluster/settings", self.put_settings)
+        self.router.add("GET", "/_nodes/search_pipelines", self.nodes_search_pipelines)
         if self.ml is not None:
             self.ml.routes(self.router)
+        from .workbench import Workbench
+
+        self.workbench = Workbench(self.state)
+        if "opensearch-search-relevance" in self._plugins:
+            self.workbench.routes(self.router)
         self.search.routes(self.router)
 
     def _observe(self) -> None:
@@ -208,6 +216,20 @@ class OpenSearchDouble:
         with self.state.lock:
             body["active_primary_shards"] = body["active_shards"] = len(self.state.indices)
             body["status"] = "yellow" if self.state.indices else "green"
+        return Response(200, body)
+
+    def nodes_search_pipelines(self, req: Request) -> Response:
+        """The processor types the node offers: as recorded from a 2.19.1 node built by `os-rerank local` (no
+        search-pipeline-common), plus that module's processors when the double has it (a full distribution)."""
+        from .rerank import COMMON_REQUEST, COMMON_RESPONSE
+
+        body = load_shape("nodes_search_pipelines")
+        node = next(iter(body["nodes"].values()))
+        node["version"] = self._version_number
+        if self.search.common_module:
+            pipelines = node["search_pipelines"]
+            for key, names in (("request_processors", COMMON_REQUEST), ("response_processors", COMMON_RESPONSE)):
+                pipelines[key] = sorted(pipelines[key] + [{"type": n} for n in names], key=lambda p: p["type"])
         return Response(200, body)
 
     def get_settings(self, req: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from .predict import java_float
@@ -14,8 +15,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opensearch_double")
 _COMMON = ("tag", "description", "ignore_failure")
-_CORE_RESPONSE = ("rename_field", "collapse", "truncate_hits", "sort", "split")
-_CORE_REQUEST = ("filter_query", "script", "oversample")
+# The processors of OpenSearch's search-pipeline-common module; a node without the module refuses them.
+COMMON_RESPONSE = ("collapse", "rename_field", "sort", "split", "truncate_hits")
+COMMON_REQUEST = ("filter_query", "oversample", "script")
 MAX_DOCUMENT_FIELDS = 50
 
 
@@ -33,14 +35,21 @@ def _rerank_types(search: Search) -> list[str]:
 def validate_pipeline(search: Search, body: Any) -> None:
     if not isinstance(body, dict):
         raise ApiError(400, "parse_exception", "request body is required")
-    for section, allowed in (("request_processors", _CORE_REQUEST), ("response_processors", _CORE_RESPONSE),
+    common = search.common_module
+    for section, allowed in (("request_processors", COMMON_REQUEST if common else ()),
+                             ("response_processors", COMMON_RESPONSE if common else ()),
                              ("phase_results_processors", ("normalization-processor",))):
         for processor in body.get(section) or []:
             (kind, config), = processor.items()
             if kind == "rerank" and section == "response_processors" and search.neural:
                 _validate_rerank(search, config)
             elif kind not in allowed:
-                raise ApiError(400, "parse_exception", f"Invalid processor type {kind}")
+                raise illegal_argument(f"Invalid processor type {kind}")  # as a 2.19.1 node answers
+            elif kind == "oversample":
+                factor = (config or {}).get("sample_factor")
+                if not isinstance(factor, (int, float)) or factor < 1.0:
+                    raise ApiError(400, "parse_exception", "[sample_factor] Value must be >= 1.0",
+                                   extra={"processor_type": "oversample", "property_name": "sample_factor"})
 
 
 def _validate_rerank(search: Search, config: Any) -> None:
@@ -82,12 +91,32 @@ def _validate_rerank(search: Search, config: Any) -> None:
                            f"[{', '.join(unknown)}]")
 
 
+def run_request_processors(search: Search, pipeline: dict[str, Any], request: dict[str, Any],
+                           context: dict[str, Any]) -> dict[str, Any]:
+    """`oversample` (OversampleRequestProcessor): size × sample_factor, rounded up; the size asked for (10 when the
+    request names none) kept in the pipeline's context for truncate_hits. Other request processors: not modelled."""
+    for processor in pipeline.get("request_processors") or []:
+        (kind, config), = processor.items()
+        if kind == "oversample":
+            request = dict(request)
+            original = int(request.get("size", 10))
+            context["original_size"] = original
+            request["size"] = math.ceil(original * float(config["sample_factor"]))
+    return request
+
+
 def run_response_processors(search: Search, name: str, pipeline: dict[str, Any], request: dict[str, Any],
-                            response: dict[str, Any]) -> dict[str, Any]:
+                            response: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
     for processor in pipeline.get("response_processors") or []:
         (kind, config), = processor.items()
+        if kind == "truncate_hits":  # TruncateHitsResponseProcessor: target_size, else the size before oversample
+            size = config.get("target_size", (context or {}).get("original_size"))
+            if size is None:
+                raise ApiError(500, "illegal_state_exception", "truncate_hits: no target_size and no original_size")
+            response["hits"]["hits"] = response["hits"]["hits"][: int(size)]
+            continue
         if kind != "rerank":
-            continue  # core processors are accepted at PUT but not modelled
+            continue  # other processors are accepted at PUT but not modelled
         try:
             response = _rerank(search, config, request, copy.deepcopy(response))
         except ApiError as exc:

@@ -98,9 +98,40 @@ def _nested_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _nested_settings_keep_null(settings: dict[str, Any]) -> dict[str, Any]:
+    """Flat `index.*` keys of a settings update; a null value (which removes the setting) stays None."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            key = prefix if prefix.startswith("index.") else "index." + prefix
+            flat[key] = None if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+
+    walk("", settings)
+    return flat
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in sorted(flat.items()):
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
 class Search:
-    def __init__(self, state: ClusterState, ml: MLCommons | None, *, refresh_interval: float = 1.0) -> None:
+    def __init__(self, state: ClusterState, ml: MLCommons | None, *, refresh_interval: float = 1.0,
+                 common_module: bool = False) -> None:
         self.state = state
+        # OpenSearch's search-pipeline-common module (oversample, truncate_hits, ...): in a full distribution, not
+        # in the minimal one `os-rerank local` builds nodes from.
+        self.common_module = common_module
         self.ml = ml
         self.refresh_interval = refresh_interval
 
@@ -120,6 +151,9 @@ class Search:
         router.add("GET", f"/{_INDEX}", self.get_index)
         router.add("DELETE", f"/{_INDEX}", self.delete_index)
         router.add("GET", f"/{_INDEX}/_mapping", self.get_mapping)
+        router.add("PUT|POST", f"/{_INDEX}/_mapping", self.put_mapping)
+        router.add("GET", "/(?P<index>[^/]+)/_settings(?:/(?P<name>[^/]+))?", self.get_index_settings)
+        router.add("PUT", f"/{_INDEX}/_settings", self.put_index_settings)
         router.add("POST|PUT", f"/{_INDEX}/_bulk", self.bulk)
         router.add("POST|GET", f"/{_INDEX}/_refresh", self.refresh)
         router.add("GET|POST", f"/{_INDEX}/_count", self.count)
@@ -196,6 +230,76 @@ class Search:
         with self.state.lock:
             return Response(200, {n: {"mappings": copy.deepcopy(self.state.indices[n].mappings)}
                                   for n in self._names(req.match["index"])})
+
+    def put_mapping(self, req: Request) -> Response:
+        """Properties are merged; `_meta` is replaced as a whole (seen on 2.19.1: a second PUT drops other keys)."""
+        body = req.json({})
+        with self.state.lock:
+            for name in self._names(req.match["index"]):
+                mappings = self.state.indices[name].mappings
+                if "_meta" in body:
+                    mappings["_meta"] = copy.deepcopy(body["_meta"])
+                for field, spec in (body.get("properties") or {}).items():
+                    mappings.setdefault("properties", {}).setdefault(field, copy.deepcopy(spec))
+        return Response(200, {"acknowledged": True})
+
+    _STATIC = ("index.number_of_shards",)
+    _DEFAULTS = {"index.search.default_pipeline": "_none", "index.default_pipeline": "_none",
+                 "index.final_pipeline": "_none"}
+
+    def get_index_settings(self, req: Request) -> Response:
+        """`GET /<index>/_settings[/<name>]`: indices without a matching setting are left out, as on a node."""
+        pattern = req.match["name"]
+        flat = req.flag("flat_settings")
+        with self.state.lock:
+            out: dict[str, Any] = {}
+            for name in self._names(req.match["index"]):
+                index = self.state.indices[name]
+                settings = dict(index.settings, **{"index.uuid": index.uuid, "index.provided_name": name})
+                entry: dict[str, Any] = {}
+                chosen = {k: v for k, v in settings.items() if pattern is None or fnmatch.fnmatch(k, pattern)}
+                if chosen or pattern is None:
+                    entry["settings"] = chosen
+                if req.flag("include_defaults"):
+                    entry["defaults"] = {k: v for k, v in self._DEFAULTS.items() if k not in settings
+                                         and (pattern is None or fnmatch.fnmatch(k, pattern))}
+                if entry:
+                    out[name] = {k: (v if flat else _nest(v)) for k, v in entry.items()}
+        return Response(200, out)
+
+    def put_index_settings(self, req: Request) -> Response:
+        body = req.json({})
+        if isinstance(body, dict) and "settings" in body:
+            body = body["settings"]
+        flat = _nested_settings_keep_null(body if isinstance(body, dict) else {})
+        static = [k for k in flat if k in self._STATIC]
+        if static:
+            raise illegal_argument(f"Can't update non dynamic settings [[{', '.join(static)}]] for open indices "
+                                   f"[[{req.match['index']}]]")
+        with self.state.lock:
+            for name in self._names(req.match["index"]):
+                settings = self.state.indices[name].settings
+                for key, value in flat.items():
+                    if value is None:
+                        settings.pop(key, None)
+                    else:
+                        settings[key] = value
+        return Response(200, {"acknowledged": True})
+
+    def default_pipeline(self, names: list[str]) -> str | None:
+        """The pipeline a search naming none runs through (SearchPipelineService.resolvePipeline, 2.19): the
+        targeted indices' `index.search.default_pipeline`, the first set one wins, two different ones give none.
+        A value naming no pipeline is not checked until here."""
+        chosen: str | None = None
+        for name in names:
+            value = self.state.indices[name].settings.get("index.search.default_pipeline")
+            if value is None:
+                continue
+            if chosen is None:
+                chosen = value
+            elif chosen != value:
+                return None
+        return None if chosen in (None, "_none") else chosen
 
     def delete_index(self, req: Request) -> Response:
         with self.state.lock:
@@ -432,11 +536,23 @@ class Search:
 
     def count(self, req: Request) -> Response:
         body = self._body(req)
+        if "search_pipeline" in req.params:
+            raise illegal_argument(f"request [{req.path}] contains unrecognized parameter: [search_pipeline]")
         with self.state.lock:
             total = 0
-            for name in self._names(req.match["index"]):
+            names = self._names(req.match["index"])
+            for name in names:
                 index = self.state.indices[name]
                 total += len(self._eval(index, self._searchable(index), body.get("query")))
+            default = self.default_pipeline(names)
+        if default is not None:  # seen on 2.19.1: _count runs the index's default search pipeline too
+            from .rerank import run_response_processors
+
+            pipeline = self.state.pipelines.get(default)
+            if pipeline is None:
+                raise illegal_argument(f"Pipeline {default} is not defined")
+            shell = {"hits": {"total": {"value": total, "relation": "eq"}, "max_score": None, "hits": []}}
+            run_response_processors(self, default, pipeline, body, shell)
         return Response(200, {"count": total, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}})
 
     def search(self, req: Request) -> Response:
@@ -451,12 +567,20 @@ class Search:
                 raise ApiError(400, "named_object_not_found_exception",
                                f"[1:2] unknown field [{key}]")
         pipeline_name = req.params.get("search_pipeline")
+        expr = req.match["index"] if req.match and req.match.groupdict().get("index") else "_all"
+        if pipeline_name is None and expr != "_all":
+            with self.state.lock:
+                pipeline_name = self.default_pipeline(self._names(expr))
         pipeline = None
         if pipeline_name and pipeline_name != "_none":
             pipeline = self.state.pipelines.get(pipeline_name)
             if pipeline is None:
                 raise illegal_argument(f"Pipeline {pipeline_name} is not defined")
-        expr = req.match["index"] if req.match and req.match.groupdict().get("index") else "_all"
+        context: dict[str, Any] = {}
+        if pipeline is not None:
+            from .rerank import run_request_processors
+
+            body = run_request_processors(self, pipeline, body, context)
         with self.state.lock:
             matched: list[tuple[float, int, str, str]] = []
             order = 0
@@ -485,7 +609,7 @@ class Search:
         if pipeline is not None:
             from .rerank import run_response_processors
 
-            response = run_response_processors(self, pipeline_name, pipeline, body, response)
+            response = run_response_processors(self, pipeline_name, pipeline, body, response, context)
             # Seen on 2.19.1: a search through a pipeline answers with an (empty) profile section.
             response.setdefault("profile", {"shards": []})
         return Response(200, response)
