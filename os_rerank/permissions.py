@@ -213,6 +213,8 @@ def role_body(config: Config, commands: Iterable[str] = ALL_COMMANDS) -> dict[st
             cluster.update(need.actions)
         for kind in need.indices:
             per_index.setdefault(names[kind], set()).update(need.actions)
+    everywhere = per_index.get("*", set())  # granted on every index: listing it again per index adds nothing
+    per_index = {name: actions if name == "*" else actions - everywhere for name, actions in per_index.items()}
     return {
         "description": f"os-rerank operator for index {config.index.name}, pipeline {config.pipeline.name} "
                        "(os-rerank render --what role)",

@@ -66,7 +66,7 @@ def _commands(config: Path, tmp_path: Path) -> list[tuple[str, ...]]:
     return [("setup", *c, "--no-verify"), ("setup", *c, "--no-verify"), ("search", *c, "capital"), ("verify", *c),
             ("status", *c),
             ("eval", *c, "--queries", str(queries), "--qrels", str(qrels), "--corpus", str(corpus), "--depths", "2"),
-            ("rotate-credentials", *c), ("teardown", *c)]
+            ("rotate-credentials", *c), ("promote", *c, "--allow-failing-searches"), ("teardown", *c)]
 
 
 def _printed(config: Path) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def _without(role: dict[str, Any], permission: tuple[str | None, str]) -> dict[s
 
 
 # The commands _commands runs: each permission of their role must be needed by one of them.
-SEQUENCE = ("setup", "search", "verify", "status", "eval", "rotate-credentials", "teardown")
+SEQUENCE = ("setup", "search", "verify", "status", "eval", "rotate-credentials", "promote", "teardown")
 
 
 def _permissions() -> list[tuple[str | None, str]]:
