@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
 from .errors import ClusterError, Interrupted, OsRerankError
+from .permissions import explain_denied
 from .plan import CREATE, REPLACE, UPDATE, Action, Plan
 from .render import (
     Version,
@@ -196,7 +198,16 @@ class _Run:
         handler(action)
 
     def _settings(self, action: Action) -> None:
-        self.write(action, "PUT", "/_cluster/settings", dumps(action.body))
+        try:
+            self.write(action, "PUT", "/_cluster/settings", dumps(action.body))
+        except ClusterError as exc:
+            if exc.status != 403:
+                raise
+            # Settings are an admin's step (the operator's role leaves them out), and the first write of a plan.
+            raise ClusterError(
+                f"the connector settings need an admin ({action.reason}); this user may not change cluster settings",
+                status=403, fix=f"an admin applies PUT /_cluster/settings {json.dumps(action.body)} (also shown by "
+                "`os-rerank plan --json` and, on an empty list, `os-rerank render --what settings`)") from None
         for key, value in next(iter(action.body.values())).items():
             shown = f"{len(value)} entries (added {value[-1]})" if isinstance(value, list) else dumps(value)
             self.emit("update", action, f"cluster setting {key} = {shown}")
@@ -219,6 +230,11 @@ class _Run:
             self.deploy(action, model_id)
 
     def _model_group(self, action: Action) -> None:
+        if action.kind == UPDATE:  # model access control: the access mode or backend roles differ
+            assert action.id is not None
+            self.write(action, "PUT", ml.path(ml.MODEL_GROUPS, action.id), dumps(action.body))
+            self.emit("update", action, f"model group {action.name} access updated (id {action.id})", action.id)
+            return
         response = self.write(action, "POST", "/_plugins/_ml/model_groups/_register",
                               dumps(model_group_body(self.config)))
         self.result.model_group_id = str(response["model_group_id"])
@@ -263,9 +279,13 @@ class _Run:
             failed = [next(iter(item.values())) for item in response.get("items", [])]
             failed = [f for f in failed if isinstance(f, dict) and f.get("error")]
             first = failed[0] if failed else {}
+            error = first.get("error") or {}
+            error = error if isinstance(error, dict) else {}
+            fix = "check the documents match index.fields (a keyword field takes short strings)"
+            if error.get("type") == "security_exception":  # a bulk reports a missing permission per document
+                fix = explain_denied("POST", f"/{self.config.index.name}", str(error.get("reason", "")))
             raise ClusterError(f"bulk load into {self.config.index.name}: {len(failed)} document(s) failed; first: "
-                               f"{first.get('_id')}: {dumps(first.get('error'))}",
-                               fix="check the documents match index.fields (a keyword field takes short strings)")
+                               f"{first.get('_id')}: {dumps(first.get('error'))}", fix=fix, status=first.get("status"))
         verb = "loaded" if action.kind == CREATE else "reloaded"
         self.emit("load", action, f"{len(docs)} documents {verb} into {self.config.index.name}")
 

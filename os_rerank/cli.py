@@ -38,6 +38,10 @@ def _config(args: argparse.Namespace, env: Env) -> Config:
     if url_password:
         env.secrets.add(url_password)
     env.secrets.update(known_secrets(env.environ, config.aws.profile))
+    if not config.opensearch.verify_certs and config.opensearch.url.lower().startswith("https:"):
+        env.err("os-rerank: warning: opensearch.verify_certs is false: the cluster's certificate is not checked, so "
+                "the password and everything sent can be read by whoever sits in between; set "
+                "opensearch.ca_certs (OPENSEARCH_CA_CERTS) to the cluster's CA instead")
     return config
 
 
@@ -64,8 +68,31 @@ def _cmd_render(args: argparse.Namespace, env: Env) -> int:
 
     config = _config(args, env)
     version = _render_version(args.opensearch_version, env)
+    if args.what in ("role", "settings"):
+        print_rendered(env, [_admin_request(config, args.what, version)])
+        return EXIT_OK
+    if args.what == "iam":
+        from .iam import iam_requests
+
+        print_rendered(env, iam_requests(config, args.operator_arn))
+        return EXIT_OK
+    if args.operator_arn is not None:
+        raise UsageError("--operator-arn goes with --what iam")
     print_rendered(env, render_requests(config, what=args.what, version=version))
     return EXIT_OK
+
+
+def _admin_request(config: Config, what: str, version: tuple[int, int, int]) -> Any:
+    """What an admin applies: the operator's security role, or the cluster settings setup needs (issue 13)."""
+    from .permissions import ROLE_NAME, role_body
+    from .plan import desired_state, settings_body
+    from .preflight import is_private_host
+    from .render import Rendered, dumps
+
+    if what == "role":
+        return Rendered("role", "PUT", f"/_plugins/_security/api/roles/{ROLE_NAME}", dumps(role_body(config)))
+    desired = desired_state(config, version, endpoint_private=is_private_host(config.sagemaker.connector_url))
+    return Rendered("settings", "PUT", "/_cluster/settings", dumps(settings_body(desired)))
 
 
 def _render_version(text: str, env: Env) -> tuple[int, int, int]:
@@ -713,7 +740,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("render", _cmd_render, "print the exact requests `setup` sends (credentials shown as ***)")
     _add_config(p)
-    p.add_argument("--what", default="all", choices=["connector", "model", "index", "pipeline", "all"])
+    p.add_argument("--what", default="all",
+                   choices=["connector", "model", "index", "pipeline", "all", "role", "settings", "iam"],
+                   help="one request kind, or all that setup sends; `role`: the security-plugin role a user needs to "
+                   "run every os-rerank command; `settings`: the PUT _cluster/settings an admin applies (on an empty "
+                   "list; `plan` shows it merged with the cluster's); `iam`: for Amazon OpenSearch Service, the "
+                   "connector role (connector.role_arn) trust and SageMaker policies and the operator's policy")
+    p.add_argument("--operator-arn", metavar="ARN",
+                   help="with --what iam: the IAM role or user that runs os-rerank, mapped to ml_full_access and to "
+                   "the operator role")
     p.add_argument("--opensearch-version", default="3.8.0", metavar="X.Y.Z",
                    help="render for this OpenSearch / ML Commons version (default: the newest known, 3.8.0)")
 

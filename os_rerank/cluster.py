@@ -132,12 +132,17 @@ class Cluster:
 
     def _error(self, method: str, path: str, status: int | None, info: Any) -> ClusterError:
         reason = error_reason(info)
-        if status in (401, 403):
+        if status == 401:
             fix = (
                 "check the credentials: OPENSEARCH_USERNAME / OPENSEARCH_PASSWORD for basic auth, the AWS "
-                "credential chain and the domain's access policy for aws_sigv4"
+                "credential chain for aws_sigv4"
             )
             return ClusterError(f"{method} {path}: {status} {reason}", fix=fix, status=status)
+        if status == 403:  # authenticated, not allowed: name what is missing, never blame the credentials
+            from .permissions import explain_denied
+
+            return ClusterError(f"{method} {path}: {status} {reason}", fix=explain_denied(method, path, reason),
+                                status=status)
         return ClusterError(f"{method} {path}: {status} {reason}", fix=self.diagnose(status, reason), status=status)
 
 

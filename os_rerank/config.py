@@ -185,11 +185,36 @@ class ConnectorConfig(_Strict):
     role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
 
 
+class ModelAccess(_Strict):
+    """ML Commons model access control for the model group (needs the security plugin and
+    plugins.ml_commons.model_access_control_enabled, which the admin's settings then include)."""
+
+    mode: Literal["public", "private", "restricted"]
+    backend_roles: list[NonEmpty] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _roles_only_when_restricted(self) -> ModelAccess:
+        # ML Commons' own rule (MLModelGroupManager / TransportUpdateModelGroupAction, 2.19.1)
+        if self.mode == "restricted" and not self.backend_roles:
+            raise ValueError("mode restricted needs backend_roles (one or more)")
+        if self.mode != "restricted" and self.backend_roles:
+            raise ValueError(f"backend_roles only go with mode restricted, not {self.mode}")
+        return self
+
+
 class ModelConfig(_Strict):
     name: NonEmpty = "os-rerank cross-encoder"
     description: str = "Remote cross-encoder for reranking (managed by os-rerank)"
     # Model group to register into; created when missing. None lets ML Commons pick one named like the model.
     group: NonEmpty | None = "os-rerank"
+    # Who may use the model group's models; None sends nothing (ML Commons' default).
+    access: ModelAccess | None = None
+
+    @model_validator(mode="after")
+    def _access_needs_a_group(self) -> ModelConfig:
+        if self.access is not None and self.group is None:
+            raise ValueError("access needs group: access control applies to the model group os-rerank creates")
+        return self
 
 
 class IndexConfig(_Strict):

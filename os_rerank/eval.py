@@ -18,6 +18,7 @@ from .config import Config
 from .documents import json_object, parse_documents, read_lines
 from .errors import ClusterError, ConfigError, UsageError
 from .metrics import hit_rate, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from .permissions import explain_denied
 from .search import Page, build_search_body, execute, first_stage_query
 
 DEFAULT_DEPTHS = (10, 20, 50)
@@ -258,7 +259,10 @@ def prepare_documents(
         response = cluster.request("POST", "/_bulk", body=bulk_body(eval_config, chunk),
                                    params={"refresh": "true"}, content_type="application/x-ndjson")
         if isinstance(response, Mapping) and response.get("errors"):
-            raise ClusterError(f"POST /_bulk into {name}: {_first_bulk_error(response)}")
+            first = _first_bulk_error(response)
+            denied = "no permissions for [" in first  # a bulk reports a missing permission per document
+            raise ClusterError(f"POST /_bulk into {name}: {first}",
+                               fix=explain_denied("POST", f"/{name}", first) if denied else None)
     return Documents(name, len(corpus), corpus_name, "loaded")
 
 

@@ -26,7 +26,7 @@ from .render import (
     pipeline_body,
     redacted_credential,
 )
-from .state import PRIVATE_IP, PRIVATE_IP_SINCE, TRUSTED_REGEX, ClusterState
+from .state import MODEL_ACCESS_CONTROL, PRIVATE_IP, PRIVATE_IP_SINCE, TRUSTED_REGEX, ClusterState
 
 CREATE = "create"
 UPDATE = "update"
@@ -112,6 +112,7 @@ class Desired:
     documents_text: str
     pipeline_name: str
     pipeline: dict[str, Any] = field(default_factory=dict)
+    model_access: dict[str, Any] | None = None  # {"access_mode", "backend_roles"} for the model group
 
 
 def desired_state(config: Config, version: Version, *, endpoint_private: bool) -> Desired:
@@ -133,6 +134,9 @@ def desired_state(config: Config, version: Version, *, endpoint_private: bool) -
         documents_text=bulk_body(config, docs),
         pipeline_name=config.pipeline.name,
         pipeline=pipeline_body(config, model_id=KNOWN_AFTER_APPLY),
+        model_access=({"access_mode": config.model.access.mode,
+                       "backend_roles": list(config.model.access.backend_roles)}
+                      if config.model.access is not None else None),
     )
 
 
@@ -177,6 +181,12 @@ def make_plan(desired: Desired, state: ClusterState) -> Plan:
     return Plan(desired.version, tuple(actions))
 
 
+def settings_body(desired: Desired) -> dict[str, Any]:
+    """The PUT _cluster/settings body setup sends to a cluster that has none of the connector settings yet."""
+    empty = ClusterState(desired.version, (), False, False if desired.version >= PRIVATE_IP_SINCE else None)
+    return dict(_settings(desired, empty).body)
+
+
 def _settings(desired: Desired, state: ClusterState) -> Action:
     url = desired.connector_url
     changes: dict[str, Any] = {}
@@ -198,6 +208,12 @@ def _settings(desired: Desired, state: ClusterState) -> Action:
         else:
             changes[PRIVATE_IP] = True
             reasons.append(f"endpoint host is private; set {PRIVATE_IP}: true")
+    if desired.model_access is not None:
+        if state.model_access_control:
+            reasons.append(f"{MODEL_ACCESS_CONTROL} is true")
+        else:
+            changes[MODEL_ACCESS_CONTROL] = True
+            reasons.append(f"model.access is set; set {MODEL_ACCESS_CONTROL}: true")
     if not changes:
         return Action(NO_CHANGE, "settings", "cluster settings", "; ".join(reasons))
     if state.settings_scope == "transient":
@@ -282,11 +298,29 @@ def _connector(desired: Desired, state: ClusterState) -> Action:
 def _model_group(desired: Desired, state: ClusterState) -> Action | None:
     if not desired.model_group:
         return None
+    access = desired.model_access
+    if access is not None and state.plugins and "opensearch-security" not in state.plugins:
+        raise ClusterError("model.access needs the security plugin: ML Commons refuses access modes without it",
+                           fix="remove model.access from the config, or use a cluster with the security plugin")
     live = _one(state.model_groups, "model group", desired.model_group)
     if live is None:
-        return Action(CREATE, "model group", desired.model_group, "no model group with this name",
-                      body=desired.model_group_body)
+        why = "no model group with this name" + (f" (access {_access_text(access)})" if access else "")
+        return Action(CREATE, "model group", desired.model_group, why, body=desired.model_group_body)
+    if access is not None:
+        roles = [str(r) for r in live.body.get("backend_roles") or []]
+        have = {"access_mode": live.body.get("access"), "backend_roles": roles}
+        if (have["access_mode"], sorted(roles)) != (access["access_mode"], sorted(access["backend_roles"])):
+            body = {k: v for k, v in access.items() if v}  # ML Commons takes backend_roles only for restricted
+            return Action(UPDATE, "model group", desired.model_group,
+                          f"access differs: {_access_text(have)} -> {_access_text(access)}", body=body, id=live.id)
+        return Action(NO_CHANGE, "model group", desired.model_group,
+                      f"model group exists with access {_access_text(access)}", id=live.id)
     return Action(NO_CHANGE, "model group", desired.model_group, "model group exists", id=live.id)
+
+
+def _access_text(access: dict[str, Any]) -> str:
+    roles = access.get("backend_roles") or []
+    return f"{access.get('access_mode') or 'unset'}" + (f" to backend roles {', '.join(roles)}" if roles else "")
 
 
 def _model(desired: Desired, state: ClusterState, connector: Action, group: Action | None) -> Action:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import lock
+from .access import require_access
 from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, Event, OnEvent, apply_plan
 from .cluster import Cluster, connect
 from .config import Config
@@ -31,10 +32,13 @@ def read(cluster: Cluster, config: Config) -> tuple[ClusterInfo, ClusterState]:
     return info, read_state(cluster, config, info)
 
 
-def plan_setup(cluster: Cluster, config: Config, *, private_host: Callable[[str], bool] = is_private_host) -> Plan:
-    """What setup would do on this cluster (reads only)."""
+def plan_setup(cluster: Cluster, config: Config, *, private_host: Callable[[str], bool] = is_private_host,
+               check_access: bool = True) -> Plan:
+    """What setup would do on this cluster (reads only); first, every permission setup needs that the user lacks."""
     from .window import check_window
 
+    if check_access:
+        require_access(cluster, config, ("setup",))
     info, state = read(cluster, config)
     check_window(cluster, config)  # a pipeline with processors the nodes lack is refused here, before any write
     desired = desired_state(config, info.version, endpoint_private=private_host(config.sagemaker.connector_url))
@@ -72,8 +76,9 @@ def run_setup(cluster: Cluster, config: Config, credential: ConnectorCredential,
             on_event(Event("wait", "lock", lock.lock_name(config), message))
 
     preflight(cluster)  # a cluster that cannot rerank is refused before anything, the lock included, is written
+    require_access(cluster, config, ("setup",))  # so is a user who lacks permissions: all of them named at once
     with lock.held(cluster, config, "setup", note):
-        plan = plan_setup(cluster, config, private_host=private_host)
+        plan = plan_setup(cluster, config, private_host=private_host, check_access=False)
         applied = apply_plan(plan, cluster, config, credential, on_event, deploy_timeout=deploy_timeout)
     writes = len(cluster.writes())
     report = None

@@ -115,3 +115,25 @@ def fake_backend(request: pytest.FixtureRequest, tmp_path: Path, aws_test_env: N
 
 def _glue(request: pytest.FixtureRequest) -> Any:
     return request.getfixturevalue("mlcommons_glue")
+
+
+@pytest.fixture(autouse=True)
+def every_request_declared(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail any test in which os-rerank sent a request that os_rerank/permissions.py does not declare.
+
+    The role `render --what role` prints comes from that table, so a request added without its row would be a
+    permission the printed role lacks.
+    """
+    from os_rerank.permissions import find_need
+
+    undeclared: list[str] = []
+    record = os_rerank.cluster.Cluster._record
+
+    def checked(self: Any, method: str, path: str, status: int, bookkeeping: bool = False) -> None:
+        if find_need(method, path) is None:
+            undeclared.append(f"{method} {path}")
+        record(self, method, path, status, bookkeeping)
+
+    monkeypatch.setattr(os_rerank.cluster.Cluster, "_record", checked)
+    yield
+    assert not undeclared, f"requests missing from os_rerank/permissions.py REQUESTS: {sorted(set(undeclared))}"

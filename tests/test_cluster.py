@@ -24,6 +24,8 @@ from os_rerank.config import load_config
 from os_rerank.errors import ClusterError
 
 PASSWORD = "cluster-test-password-Zq81"
+# The security plugin's 403 reason, as a 2.19.1 node words it (tests/data/opensearch/security_403.json).
+DENIED = "no permissions for [cluster:monitor/main] and User [name=alice, backend_roles=[], requestedTenant=null]"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -38,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 200:
             body = {"version": {"number": "2.19.0", "distribution": "opensearch"}}
         else:
-            reason = "Unauthorized" if status == 401 else "no permissions for [cluster:monitor/main]"
+            reason = "Unauthorized" if status == 401 else DENIED
             body = {"error": {"root_cause": [{"type": "security_exception", "reason": reason}],
                               "type": "security_exception", "reason": reason}, "status": status}
         data = json.dumps(body).encode()
@@ -149,24 +151,34 @@ def test_tls_settings_win_over_the_environment_bundle(
     extra = f"  ca_certs: {certificate[0]}\n" if tls == "ca_certs" else "  verify_certs: false\n"
     config = load_config(write_config(tmp_path, url, extra), {})
     assert cluster_module.connect(config).request("GET", "/")["version"]["number"] == "2.19.0"
+    code, _, err = run(write_config(tmp_path, url, extra))  # every command run warns when nothing is verified
+    warned = "os-rerank: warning: opensearch.verify_certs is false: the cluster's certificate is not checked"
+    assert (warned in err) == (tls != "ca_certs")
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_unauthorized_names_the_credentials(
-    tmp_path: Path, http_server: tuple[str, type[_Handler]], status: int
+def test_401_names_the_credentials_and_403_the_missing_permission(
+    tmp_path: Path, http_server: tuple[str, type[_Handler]]
 ) -> None:
     url, handler = http_server
-    handler.statuses.extend([status])
-    code, out, err = run(write_config(tmp_path, url, "  auth: {type: basic, username: alice}\n"),
-                         {"OPENSEARCH_PASSWORD": PASSWORD})
+    config = write_config(tmp_path, url, "  auth: {type: basic, username: alice}\n")
+    handler.statuses.extend([401])
+    code, out, err = run(config, {"OPENSEARCH_PASSWORD": PASSWORD})
     assert (code, out) == (4, "")
-    reason = "Unauthorized" if status == 401 else "no permissions for [cluster:monitor/main]"
     assert err.splitlines() == [
-        f"os-rerank: error: GET /: {status} {reason} (security_exception)",
+        "os-rerank: error: GET /: 401 Unauthorized (security_exception)",
         "os-rerank: error: fix: check the credentials: OPENSEARCH_USERNAME / OPENSEARCH_PASSWORD for basic auth, "
-        "the AWS credential chain and the domain's access policy for aws_sigv4",
+        "the AWS credential chain for aws_sigv4",
     ]
-    assert PASSWORD not in err
+    handler.statuses.extend([403])
+    code, out, err = run(config, {"OPENSEARCH_PASSWORD": PASSWORD})
+    assert (code, out) == (4, "")
+    assert err.splitlines() == [
+        f"os-rerank: error: GET /: 403 {DENIED} (security_exception)",
+        "os-rerank: error: fix: user alice lacks cluster:monitor/main, needed to read the OpenSearch version: an "
+        "admin grants it with the role `os-rerank render --what role --config FILE` prints (PUT "
+        "_plugins/_security/api/roles/os_rerank_operator, then map the user to it)",
+    ]
+    assert "credentials" not in err and PASSWORD not in err
     # Basic auth really was sent, with the password from the environment.
     assert handler.seen_auth[0] == "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
 

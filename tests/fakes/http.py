@@ -118,6 +118,8 @@ class HttpFront:
     def __init__(self, router: Router, after: Callable[[], None] | None = None) -> None:
         self.router = router
         self.after = after
+        # Answers a request before the routes do (401/403), or None to let it through.
+        self.gate: Callable[[str, str, bytes, dict[str, str]], Response | None] | None = None
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -195,6 +197,10 @@ class HttpFront:
 
     def _dispatch(self, method: str, path: str, params: dict[str, str], body: bytes,
                   headers: dict[str, str]) -> Response:
+        if self.gate is not None:  # the security plugin, when the double has one (security.py)
+            refused = self.gate(method, path, body, headers)
+            if refused is not None:
+                return refused
         resolved = self.router.resolve(method, path)
         if resolved is None:
             return Response(400, {"error": f"no handler found for uri [{path}] and method [{method}]"})

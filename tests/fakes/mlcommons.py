@@ -97,6 +97,7 @@ class MLCommons:
         router.add("GET|POST", base + "/model_groups/_search", self.search_groups)
         router.add("GET", base + "/model_groups/(?P<id>[^/]+)", self.get_group)
         router.add("DELETE", base + "/model_groups/(?P<id>[^/]+)", self.delete_group)
+        router.add("PUT", base + "/model_groups/(?P<id>[^/]+)", self.update_group)
         router.add("POST", base + "/models/_register", self.register_model)
         router.add("GET|POST", base + "/models/_search", self.search_models)
         router.add("POST", base + "/models/(?P<id>[^/]+)/_deploy", self.deploy_model)
@@ -247,8 +248,10 @@ class MLCommons:
     def delete_connector(self, req: Request) -> Response:
         connector_id = req.match["id"]
         with self.state.lock:
-            if connector_id not in self.state.connectors:
-                raise status_exception(404, "Failed to find connector")
+            if connector_id not in self.state.connectors:  # 2.19.1 answers 200, result not_found (security_403.json)
+                seq = self.state.next_seq(CONNECTOR_INDEX)
+                return Response(200, doc_write_response(CONNECTOR_INDEX, connector_id, "not_found", 1, seq,
+                                                        forced_refresh=True))
             using = self._models_using(connector_id)
             if using:
                 raise status_exception(409, f"{len(using)} models are still using this connector, please delete or "
@@ -271,11 +274,48 @@ class MLCommons:
         self.state.next_seq(GROUP_INDEX)
         return group_id
 
-    def register_group(self, req: Request) -> Response:
-        body = _object(req.json({}))
-        if any(k in body for k in _ACCESS_FIELDS):
+    def _access_control(self) -> bool:
+        """Model access control is on: the security plugin is installed and the setting is true (2.19.1)."""
+        enabled = str(self.state.setting("plugins.ml_commons.model_access_control_enabled")).lower() == "true"
+        return enabled and "opensearch-security" in self.state.plugins
+
+    def _access(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The access fields of a register/update body as the group stores them; ML Commons' refusals otherwise."""
+        if not any(k in body for k in _ACCESS_FIELDS):
+            return {"access": "private"} if self._access_control() else {}
+        if not self._access_control():
             raise illegal_argument("You cannot specify model access control parameters because the Security plugin "
                                    "or model access control is disabled on your cluster.")
+        mode, roles = body.get("access_mode") or "restricted", list(body.get("backend_roles") or [])
+        if mode in ("public", "private") and roles:
+            raise illegal_argument("You can specify backend roles only for a model group with the restricted access "
+                                   "mode.")
+        if mode == "restricted" and not roles:
+            raise illegal_argument("You must specify one or more backend roles or add all backend roles to register "
+                                   "a restricted model group.")
+        return {"access": mode, **({"backend_roles": roles} if roles else {})}
+
+    def update_group(self, req: Request) -> Response:
+        body = _object(req.json({}))
+        access = self._access(body)
+        with self.state.lock:
+            group = self.state.model_groups.get(req.match["id"])
+            if group is None:
+                raise status_exception(404, "Failed to find model group with the provided model group id: "
+                                            + req.match["id"])
+            if any(k in body for k in _ACCESS_FIELDS):  # public/private clear the backend roles, as 2.19.1 does
+                group.pop("backend_roles", None)
+                group.update(access)
+            for key in ("name", "description"):
+                if key in body:
+                    group[key] = body[key]
+            group["last_updated_time"] = now_ms()
+            self.state.next_seq(GROUP_INDEX)
+        return Response(200, {"status": "Updated"})
+
+    def register_group(self, req: Request) -> Response:
+        body = _object(req.json({}))
+        access = self._access(body)
         name = body.get("name")
         if not name or not str(name).strip():
             raise illegal_argument("Model group name must not be empty")
@@ -285,6 +325,7 @@ class MLCommons:
                     raise illegal_argument(
                         f"The name you provided is already being used by a model group with ID: {group_id}.")
             group_id = self._new_group(name, body.get("description"))
+            self.state.model_groups[group_id].update(access)
         return Response(200, {"model_group_id": group_id, "status": "CREATED"})
 
     def get_group(self, req: Request) -> Response:
@@ -300,8 +341,10 @@ class MLCommons:
     def delete_group(self, req: Request) -> Response:
         group_id = req.match["id"]
         with self.state.lock:
-            if group_id not in self.state.model_groups:
-                raise status_exception(404, "Failed to find model group")
+            if group_id not in self.state.model_groups:  # 2.19.1 answers 200, result not_found (security_403.json)
+                seq = self.state.next_seq(GROUP_INDEX)
+                return Response(200, doc_write_response(GROUP_INDEX, group_id, "not_found", 1, seq,
+                                                        forced_refresh=True))
             if any(m.get("model_group_id") == group_id for m in self.state.models.values()):
                 raise status_exception(409, "Cannot delete the model group when it has associated model versions")
             del self.state.model_groups[group_id]

@@ -19,6 +19,7 @@ from .http import Fault, HttpFront, RecordedRequest, Request, Response, Router
 from .mlcommons import MLCommons
 from .predict import Glue, RemoteCaller
 from .search import Search
+from .security import Security
 from .state import (
     NODE_NAME,
     SETTINGS,
@@ -151,6 +152,19 @@ class OpenSearchDouble:
         With `applied=True` the request is carried out first (the answer is lost, the write is not).
         """
         self.front.add_fault(Fault(method.upper(), re.compile(path_regex), times, drop=True, applied=applied))
+
+    def enable_security(self) -> Security:
+        """From now on, answer as a node with the security plugin: add users to the returned Security."""
+        security = Security()
+        self.front.gate = security.gate
+        self._plugins.add("opensearch-security")
+        self.state.plugins.add("opensearch-security")
+        return security
+
+    def remove_plugin(self, component: str) -> None:
+        """Behave as a node without `component` (e.g. opensearch-security) from now on."""
+        self._plugins.discard(component)
+        self.state.plugins.discard(component)
 
     def set_version(self, number: str) -> None:
         """Behave as another OpenSearch version from now on (state is kept)."""

@@ -179,6 +179,10 @@ class Search:
                            extra={"index": name, "index_uuid": index.uuid})
         settings = {"index.number_of_shards": "1", "index.number_of_replicas": "1"}
         settings.update(_nested_settings(body.get("settings") or {}))
+        shards = str(settings.get("index.number_of_shards"))
+        if not shards.isdigit() or int(shards) < 1:  # as a 2.19.1 node words it (os-rerank's permission probe)
+            raise ApiError(400, "illegal_argument_exception",
+                           f"Failed to parse value [{shards}] for setting [index.number_of_shards] must be >= 1")
         mappings = copy.deepcopy(body.get("mappings") or {})
         index = Index(name, self.state.new_id()[:22], mappings, settings)
         self.state.indices[name] = index

@@ -1,0 +1,89 @@
+"""ML Commons model access control (model.access): the admin's settings include it, plan shows the access, setup
+creates the model group with it, and a second setup reconciles a change with one write. On the double (with its
+security plugin) and on the secured real node, as admin."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.backends import Backend, start_fake_backend, start_real_backend
+from tests.test_security_real import Admin
+
+SETTING = "plugins.ml_commons.model_access_control_enabled"
+
+
+@pytest.fixture(params=["fake", "real-secure"])
+def secured_backend(request: pytest.FixtureRequest, tmp_path: Path, aws_test_env: None) -> Iterator[Backend]:
+    if request.param == "fake":
+        for backend in start_fake_backend(request.getfixturevalue("mlcommons_glue"), tmp_path):
+            backend.double.enable_security().add_user("admin", backend.environ["OPENSEARCH_PASSWORD"],
+                                                      all_access=True)
+            backend.environ["OPENSEARCH_USERNAME"] = "admin"
+            yield backend
+        return
+    for backend in start_real_backend(request.getfixturevalue("real_clusters"), "real-secure", tmp_path):
+        try:
+            yield backend
+        finally:  # the node is shared by the session: model access control goes back to its default
+            assert Admin(backend.environ)("PUT", "/_cluster/settings", {"persistent": {SETTING: None}})[0] == 200
+
+
+def _action(plan: dict[str, Any], resource: str) -> dict[str, Any]:
+    return next(a for a in plan["actions"] if a["resource"] == resource)
+
+
+def test_access_is_planned_created_and_reconciled(secured_backend: Backend) -> None:
+    backend = secured_backend
+    restricted = backend.config(model={"access": {"mode": "restricted", "backend_roles": ["admin"]}})
+    code, plan, err = backend.run_json("plan", "--config", str(restricted))
+    assert code == 0, err
+    assert _action(plan, "settings")["body"]["persistent"][SETTING] is True
+    group = _action(plan, "model group")
+    assert group["kind"] == "create" and "access restricted to backend roles admin" in group["reason"]
+    assert group["body"]["access_mode"] == "restricted" and group["body"]["backend_roles"] == ["admin"]
+    code, result, err = backend.run_json("setup", "--config", str(restricted), "--no-verify")
+    assert code == 0, err
+    code, plan, err = backend.run_json("plan", "--config", str(restricted))
+    assert _action(plan, "model group")["reason"] == "model group exists with access restricted to backend roles admin"
+    assert plan["summary"].startswith("No changes")
+
+    public = backend.config(model={"access": {"mode": "public"}})
+    code, plan, _ = backend.run_json("plan", "--config", str(public))
+    group = _action(plan, "model group")
+    assert (group["kind"], group["reason"], group["body"]) == (
+        "update", "access differs: restricted to backend roles admin -> public", {"access_mode": "public"})
+    code, result, err = backend.run_json("setup", "--config", str(public), "--no-verify")
+    assert (code, result["writes"]) == (0, 1), err
+    code, result, err = backend.run_json("setup", "--config", str(public), "--no-verify")
+    assert (code, result["writes"]) == (0, 0), err
+
+
+def test_access_without_the_security_plugin_is_refused_before_anything(fake_backend: Backend) -> None:
+    fake_backend.double.remove_plugin("opensearch-security")
+    config = fake_backend.config(model={"access": {"mode": "private"}})
+    code, out, err = fake_backend.run("setup", "--config", str(config))
+    assert (code, out) == (4, "")
+    assert "model.access needs the security plugin" in err
+    assert fake_backend.double.writes() == []
+
+
+@pytest.mark.parametrize(("access", "message"), [
+    ({"mode": "restricted"}, "mode restricted needs backend_roles"),
+    ({"mode": "public", "backend_roles": ["x"]}, "backend_roles only go with mode restricted, not public"),
+])
+def test_bad_access_is_a_config_error(tmp_path: Path, access: dict[str, Any], message: str) -> None:
+    from os_rerank.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps({"opensearch": {"url": "http://127.0.0.1:9"}, "sagemaker": {
+        "region": "us-west-2", "endpoint_name": "e"}, "model": {"access": access}}), encoding="utf-8")
+    import io
+
+    err = io.StringIO()
+    assert main(["validate", "--config", str(path)], environ={}, stdout=io.StringIO(), stderr=err) == 2
+    assert message in err.getvalue()
