@@ -5,8 +5,10 @@ repeat), and every later run refused the duplicates until a teardown. Creating a
 of two `PUT /<index>` exactly one succeeds and the other gets `resource_already_exists_exception`. So `setup`,
 `teardown` and `rotate-credentials` first create the hidden index `os-rerank-lock-<hash of the resource names>`
 (who holds it, doing what, since when, in its mapping's `_meta`) and delete it when done. A second command waits
-for it, saying who holds it; takes over a lock older than STALE_SECONDS (left by a run that was killed); and gives
-up after WAIT_SECONDS. The lock's two requests are bookkeeping: they are not counted as writes.
+for it, saying who holds it; takes over a lock older than STALE_SECONDS (left by a run that was killed), or at once
+when its holder was a process on this host that no longer runs; and gives up after WAIT_SECONDS. A lock that cannot
+be released (a 403 for a user without `indices:admin/delete` on it, a lost connection) is said, not swallowed: the
+next run would otherwise wait for it in silence. The lock's two requests are bookkeeping: not counted as writes.
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ def held(cluster: Cluster, config: Config, command: str, note: Note | None = Non
                 raise
         holder = _holder(cluster, name)
         age = clock() - float(holder.get("since") or clock())
-        if age > STALE_SECONDS:
+        if age > STALE_SECONDS or _abandoned(holder):
             if note:
-                note(f"taking over the lock {name}, left {age:.0f}s ago by {_who(holder)}")
+                gone = "" if age > STALE_SECONDS else ", which no longer runs"
+                note(f"taking over the lock {name}, left {age:.0f}s ago by {_who(holder)}{gone}")
             cluster.request("DELETE", f"/{name}", missing_ok=True, bookkeeping=True)
             continue
         if clock() >= deadline:
@@ -77,8 +80,12 @@ def held(cluster: Cluster, config: Config, command: str, note: Note | None = Non
     try:
         yield
     finally:
-        with contextlib.suppress(ClusterError):
+        try:
             cluster.request("DELETE", f"/{name}", missing_ok=True, bookkeeping=True)
+        except ClusterError as exc:
+            if note:
+                note(f"could not release the lock {name} ({exc.message}); delete that index, or the next run on "
+                     f"these resources waits for it (up to {STALE_SECONDS:.0f}s)")
 
 
 def _holder(cluster: Cluster, name: str) -> dict[str, Any]:
@@ -89,6 +96,20 @@ def _holder(cluster: Cluster, name: str) -> dict[str, Any]:
         entry = info.get(name) or next(iter(info.values()))
     meta = ((entry or {}).get("mappings") or {}).get("_meta") or {}
     return dict(meta) if isinstance(meta, dict) else {}
+
+
+def _abandoned(holder: dict[str, Any]) -> bool:
+    """The holder was a process on this host that has exited (a killed run): its lock can go at once."""
+    host, _, pid = str(holder.get("owner") or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it runs, as another user
+        return False
+    return False
 
 
 def _who(holder: dict[str, Any]) -> str:
