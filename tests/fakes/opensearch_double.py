@@ -18,7 +18,7 @@ from typing import Any
 from .http import Fault, HttpFront, RecordedRequest, Request, Response, Router
 from .mlcommons import MLCommons
 from .predict import Glue, RemoteCaller
-from .search import Search
+from .search import Search, nest
 from .security import Security
 from .state import (
     NODE_NAME,
@@ -43,17 +43,6 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
             _flatten(f"{prefix}.{k}" if prefix else k, v, out)
     else:
         out[prefix] = value
-    return out
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in sorted(flat.items()):
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
     return out
 
 
@@ -234,7 +223,7 @@ class OpenSearchDouble:
 
     def get_settings(self, req: Request) -> Response:
         flat = req.flag("flat_settings")
-        shape = (lambda d: dict(sorted(d.items()))) if flat else _nest
+        shape = (lambda d: dict(sorted(d.items()))) if flat else nest
         with self.state.lock:
             body = {"persistent": shape(dict(self.state.persistent)), "transient": shape(dict(self.state.transient))}
             if req.flag("include_defaults"):
@@ -268,7 +257,7 @@ class OpenSearchDouble:
                     else:
                         store[key] = _setting_value(value)
         return Response(200, {"acknowledged": True,
-                              "persistent": _nest({k: _setting_value(v) for k, v in updates["persistent"].items()
+                              "persistent": nest({k: _setting_value(v) for k, v in updates["persistent"].items()
                                                    if v is not None}),
-                              "transient": _nest({k: _setting_value(v) for k, v in updates["transient"].items()
+                              "transient": nest({k: _setting_value(v) for k, v in updates["transient"].items()
                                                   if v is not None})})

@@ -83,21 +83,6 @@ def _dynamic_mapping(value: Any) -> dict[str, Any]:
     return {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
 
 
-def _nested_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            flat[prefix if prefix.startswith("index.") else "index." + prefix] = str(value).lower() if isinstance(
-                value, bool) else str(value)
-
-    walk("", settings)
-    return flat
-
-
 def _nested_settings_keep_null(settings: dict[str, Any]) -> dict[str, Any]:
     """Flat `index.*` keys of a settings update; a null value (which removes the setting) stays None."""
     flat: dict[str, Any] = {}
@@ -114,7 +99,8 @@ def _nested_settings_keep_null(settings: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """`index.a.b` flat keys as nested objects, as OpenSearch shows settings without `flat_settings`."""
     out: dict[str, Any] = {}
     for key, value in sorted(flat.items()):
         node = out
@@ -178,7 +164,7 @@ class Search:
             raise ApiError(400, "resource_already_exists_exception", f"index [{name}/{index.uuid}] already exists",
                            extra={"index": name, "index_uuid": index.uuid})
         settings = {"index.number_of_shards": "1", "index.number_of_replicas": "1"}
-        settings.update(_nested_settings(body.get("settings") or {}))
+        settings.update(_nested_settings_keep_null(body.get("settings") or {}))
         shards = str(settings.get("index.number_of_shards"))
         if not shards.isdigit() or int(shards) < 1:  # as a 2.19.1 node words it (os-rerank's permission probe)
             raise ApiError(400, "illegal_argument_exception",
@@ -264,7 +250,7 @@ class Search:
                     entry["defaults"] = {k: v for k, v in self._DEFAULTS.items() if k not in settings
                                          and (pattern is None or fnmatch.fnmatch(k, pattern))}
                 if entry:
-                    out[name] = {k: (v if flat else _nest(v)) for k, v in entry.items()}
+                    out[name] = {k: (v if flat else nest(v)) for k, v in entry.items()}
         return Response(200, out)
 
     def put_index_settings(self, req: Request) -> Response:
