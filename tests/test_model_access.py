@@ -150,3 +150,32 @@ def test_bad_access_is_a_config_error(tmp_path: Path, access: dict[str, Any], me
     err = io.StringIO()
     assert main(["validate", "--config", str(path)], environ={}, stdout=io.StringIO(), stderr=err) == 2
     assert message in err.getvalue()
+
+
+def test_a_connector_update_keeps_the_backend_roles_it_is_not_sent(secured_backend: Backend) -> None:
+    """Why the rendered body always carries backend_roles: 2.19.1 takes an update's access fields unchecked and keeps
+    what it is not sent (HttpConnector.update), so a mode alone leaves a public connector with roles."""
+    from os_rerank.cluster import connect
+    from os_rerank.config import load_config
+    from os_rerank.render import connector_body
+
+    backend = secured_backend
+    path = backend.config(connector={"access": {"mode": "restricted", "backend_roles": ["admin"]}})
+    code, _, err = backend.run_json("setup", "--config", str(path), "--no-verify")  # the settings, as admin
+    assert code == 0, err
+    config = load_config(path, backend.environ)
+    cluster = connect(config)
+    body = {**connector_body(config, version=(2, 19, 1), credential={"access_key": "a", "secret_key": "b"}),
+            "name": "os-rerank access probe"}
+    connector_id = cluster.request("POST", "/_plugins/_ml/connectors/_create", body=body)["connector_id"]
+    url = f"/_plugins/_ml/connectors/{connector_id}"
+    try:
+        got = cluster.request("GET", url)
+        assert (got["access"], got["backend_roles"], got["owner"]["name"]) == ("restricted", ["admin"], "admin")
+        cluster.request("PUT", url, body={"access_mode": "public"})
+        got = cluster.request("GET", url)
+        assert (got["access"], got["backend_roles"]) == ("public", ["admin"])
+        cluster.request("PUT", url, body={"access_mode": "public", "backend_roles": []})
+        assert cluster.request("GET", url)["backend_roles"] == []
+    finally:
+        cluster.request("DELETE", url)
