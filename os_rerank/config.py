@@ -177,29 +177,32 @@ class ClientConfig(_Strict):
     retry_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
 
 
+class Access(_Strict):
+    """ML Commons access control for the model group (model.access) or the connector (connector.access); needs the
+    security plugin and plugins.ml_commons.model_access_control_enabled or connector_access_control_enabled, which
+    the admin's settings then include."""
+
+    mode: Literal["public", "private", "restricted"]
+    backend_roles: list[NonEmpty] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _roles_only_when_restricted(self) -> Access:
+        # ML Commons' own rule (MLModelGroupManager, TransportCreateConnectorAction, 2.19.1)
+        if self.mode == "restricted" and not self.backend_roles:
+            raise ValueError("mode restricted needs backend_roles (one or more)")
+        if self.mode != "restricted" and self.backend_roles:
+            raise ValueError(f"backend_roles only go with mode restricted, not {self.mode}")
+        return self
+
+
 class ConnectorConfig(_Strict):
     name: NonEmpty = "os-rerank sagemaker cross-encoder"
     description: str = "SageMaker cross-encoder for the rerank search pipeline (managed by os-rerank)"
     client_config: ClientConfig = ClientConfig()
     # Amazon OpenSearch Service only: the connector holds this IAM role instead of keys.
     role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
-
-
-class ModelAccess(_Strict):
-    """ML Commons model access control for the model group (needs the security plugin and
-    plugins.ml_commons.model_access_control_enabled, which the admin's settings then include)."""
-
-    mode: Literal["public", "private", "restricted"]
-    backend_roles: list[NonEmpty] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _roles_only_when_restricted(self) -> ModelAccess:
-        # ML Commons' own rule (MLModelGroupManager / TransportUpdateModelGroupAction, 2.19.1)
-        if self.mode == "restricted" and not self.backend_roles:
-            raise ValueError("mode restricted needs backend_roles (one or more)")
-        if self.mode != "restricted" and self.backend_roles:
-            raise ValueError(f"backend_roles only go with mode restricted, not {self.mode}")
-        return self
+    # Who may see, update and register models on the connector (it holds the credential); None sends nothing.
+    access: Access | None = None
 
 
 class ModelConfig(_Strict):
@@ -208,7 +211,7 @@ class ModelConfig(_Strict):
     # Model group to register into; created when missing. None lets ML Commons pick one named like the model.
     group: NonEmpty | None = "os-rerank"
     # Who may use the model group's models; None sends nothing (ML Commons' default).
-    access: ModelAccess | None = None
+    access: Access | None = None
 
     @model_validator(mode="after")
     def _access_needs_a_group(self) -> ModelConfig:

@@ -26,7 +26,14 @@ from .render import (
     pipeline_body,
     redacted_credential,
 )
-from .state import MODEL_ACCESS_CONTROL, PRIVATE_IP, PRIVATE_IP_SINCE, TRUSTED_REGEX, ClusterState
+from .state import (
+    CONNECTOR_ACCESS_CONTROL,
+    MODEL_ACCESS_CONTROL,
+    PRIVATE_IP,
+    PRIVATE_IP_SINCE,
+    TRUSTED_REGEX,
+    ClusterState,
+)
 
 CREATE = "create"
 UPDATE = "update"
@@ -214,6 +221,12 @@ def _settings(desired: Desired, state: ClusterState) -> Action:
         else:
             changes[MODEL_ACCESS_CONTROL] = True
             reasons.append(f"model.access is set; set {MODEL_ACCESS_CONTROL}: true")
+    if _access_of(desired.connector) is not None:
+        if state.connector_access_control:
+            reasons.append(f"{CONNECTOR_ACCESS_CONTROL} is true")
+        else:
+            changes[CONNECTOR_ACCESS_CONTROL] = True
+            reasons.append(f"connector.access is set; set {CONNECTOR_ACCESS_CONTROL}: true")
     if not changes:
         return Action(NO_CHANGE, "settings", "cluster settings", "; ".join(reasons))
     if state.settings_scope == "transient":
@@ -250,6 +263,12 @@ def connector_differences(want: dict[str, Any], live: dict[str, Any]) -> list[st
     for key, value in (want.get("client_config") or {}).items():
         if not _same_scalar(live_cc.get(key), value):
             differ(f"client_config.{key}", live_cc.get(key), value)
+    access = _access_of(want)
+    if access is not None:
+        have = _live_access(live)
+        if (have["access_mode"], sorted(have["backend_roles"])) != (access["access_mode"],
+                                                                   sorted(access["backend_roles"])):
+            diffs.append(f"access ({_access_text(have)} -> {_access_text(access)})")
     want_actions = want.get("actions") or []
     live_actions = live.get("actions") or []
     if len(live_actions) != len(want_actions):
@@ -280,14 +299,32 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _access_of(body: dict[str, Any]) -> dict[str, Any] | None:
+    """{"access_mode", "backend_roles"} of a rendered connector or model group body, None when it sets no access."""
+    if "access_mode" not in body:
+        return None
+    return {"access_mode": body["access_mode"], "backend_roles": [str(r) for r in body.get("backend_roles") or []]}
+
+
+def _live_access(live: dict[str, Any]) -> dict[str, Any]:
+    """The access of a connector or model group as GET returns it (`access`, `backend_roles`)."""
+    return {"access_mode": live.get("access"), "backend_roles": [str(r) for r in live.get("backend_roles") or []]}
+
+
 def _connector(desired: Desired, state: ClusterState) -> Action:
     name = desired.connector_name
+    access = _access_of(desired.connector)
+    if access is not None and state.plugins and "opensearch-security" not in state.plugins:
+        raise ClusterError("connector.access needs the security plugin: ML Commons refuses access modes without it",
+                           fix="remove connector.access from the config, or use a cluster with the security plugin")
     live = _one(state.connectors, "connector", name)
     if live is None:
-        return Action(CREATE, "connector", name, "no connector with this name", body=desired.connector)
+        why = "no connector with this name" + (f" (access {_access_text(access)})" if access else "")
+        return Action(CREATE, "connector", name, why, body=desired.connector)
     diffs = connector_differences(desired.connector, live.body)
     if not diffs:
-        return Action(NO_CHANGE, "connector", name, "connector exists and matches", id=live.id)
+        why = "connector exists and matches" + (f" (access {_access_text(access)})" if access else "")
+        return Action(NO_CHANGE, "connector", name, why, id=live.id)
     loaded = tuple(m.id for m in state.models if m.connector_id == live.id and m.model_state in LOADED_STATES)
     reason = "connector differs: " + "; ".join(diffs)
     if loaded:

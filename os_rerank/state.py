@@ -21,6 +21,7 @@ TRUSTED_REGEX = "plugins.ml_commons.trusted_connector_endpoints_regex"
 PRIVATE_IP = "plugins.ml_commons.connector.private_ip_enabled"
 PRIVATE_IP_SINCE: Version = (2, 15, 0)
 MODEL_ACCESS_CONTROL = "plugins.ml_commons.model_access_control_enabled"
+CONNECTOR_ACCESS_CONTROL = "plugins.ml_commons.connector_access_control_enabled"
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,15 @@ class ClusterState:
     # Where a changed setting must go to take effect: transient settings shadow persistent ones.
     settings_scope: str = "persistent"
     model_access_control: bool = False
+    connector_access_control: bool = False
 
 
 def read_state(cluster: Cluster, config: Config, info: ClusterInfo) -> ClusterState:
     """The cluster's current state for `config`'s resources."""
     regexes, regexes_set, private_ip, scope = read_settings(cluster, info.version)
-    access_control = _model_access_control(cluster) if config.model.access is not None else False
+    access_control = _setting_on(cluster, MODEL_ACCESS_CONTROL) if config.model.access is not None else False
+    connector_control = (_setting_on(cluster, CONNECTOR_ACCESS_CONTROL) if config.connector.access is not None
+                         else False)
     # Found by a search, each read again by id: see mlcommons.py on why a search alone is not trusted.
     connectors = find_by_name(cluster, CONNECTORS, config.connector.name)
     groups = find_by_name(cluster, MODEL_GROUPS, config.model.group) if config.model.group else ()
@@ -72,14 +76,15 @@ def read_state(cluster: Cluster, config: Config, info: ClusterInfo) -> ClusterSt
         plugins=info.plugins,
         settings_scope=scope,
         model_access_control=access_control,
+        connector_access_control=connector_control,
     )
 
 
-def _model_access_control(cluster: Cluster) -> bool:
-    """Whether ML Commons' model access control is on (transient, then persistent, then the default false)."""
+def _setting_on(cluster: Cluster, name: str) -> bool:
+    """Whether boolean setting `name` is true (transient, then persistent, then the default, else false)."""
     data = cluster.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"})
     for scope in ("transient", "persistent", "defaults"):
-        value = _setting((data or {}).get(scope) or {}, MODEL_ACCESS_CONTROL)
+        value = _setting((data or {}).get(scope) or {}, name)
         if value is not None:
             return str(value).lower() == "true"
     return False

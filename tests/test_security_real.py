@@ -170,3 +170,30 @@ def test_an_operator_who_finds_the_settings_wrong_stops_before_any_write(secured
     index = json.loads(config.read_text(encoding="utf-8"))["index"]["name"]
     assert admin("GET", f"/{index}")[0] == 404
     assert admin("GET", "/_cat/indices/os-rerank-lock-*?format=json")[1] == []
+
+
+ACCESS_SETTINGS = ("plugins.ml_commons.model_access_control_enabled",
+                   "plugins.ml_commons.connector_access_control_enabled")
+
+
+def test_an_operator_with_the_printed_role_runs_private_access_control(secured: tuple[Backend, Admin]) -> None:
+    """connector.access and model.access private: the operator owns both, so setup, search (predict through the
+    private connector and model group) and a second setup with 0 writes work with exactly the printed role."""
+    backend, admin = secured
+    config = backend.config(connector={"access": {"mode": "private"}}, model={"access": {"mode": "private"}})
+    try:
+        _admin_settings(backend, admin, config)
+        settings = admin("GET", "/_cluster/settings?flat_settings=true")[1]["persistent"]
+        assert all(settings.get(s) == "true" for s in ACCESS_SETTINGS), settings
+        operator = _operator(backend, admin, _printed_role(backend, config))
+        c = ("--config", str(config))
+        outs = []
+        for argv in (("setup", *c), ("search", *c, "capital"), ("setup", *c), ("teardown", *c)):
+            code, out, err = _as(backend, operator, *argv)
+            assert code == 0, (argv, out, err)
+            outs.append(out)
+        assert "capital" in outs[1].lower()
+        assert "No changes. The cluster already matches the config (0 writes)." in outs[2], outs[2]
+        assert "connector exists and matches (access private)" in outs[2]
+    finally:  # the node is shared by the session: access control goes back to its default
+        assert admin("PUT", "/_cluster/settings", {"persistent": dict.fromkeys(ACCESS_SETTINGS)})[0] == 200

@@ -6,6 +6,7 @@ point there.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -110,11 +111,33 @@ class MLCommons:
 
     # --- connectors (§4, §6) ------------------------------------------------------------------------------------
 
+    def _connector_access_control(self) -> bool:
+        """Connector access control is on: the security plugin is installed and the setting is true (2.19.1)."""
+        enabled = str(self.state.setting("plugins.ml_commons.connector_access_control_enabled")).lower() == "true"
+        return enabled and "opensearch-security" in self.state.plugins
+
+    def _connector_access(self, body: dict[str, Any], req: Request) -> dict[str, Any]:
+        """The access fields a created connector stores (TransportCreateConnectorAction, 2.19.1), or its refusals."""
+        given = any(k in body for k in _ACCESS_FIELDS)
+        if not self._connector_access_control():
+            if body.get("access_mode") is not None or body.get("add_all_backend_roles") is not None or (
+                    body.get("backend_roles")):
+                raise illegal_argument("You cannot specify connector access control parameters because the Security "
+                                       "plugin or connector access control is disabled on your cluster.")
+            return {}
+        roles = body.get("backend_roles")
+        mode = body.get("access_mode") or ("restricted" if roles else "private")
+        if mode in ("public", "private") and roles:
+            raise illegal_argument("You can specify backend roles only for a connector with the restricted access "
+                                   "mode.")
+        if mode == "restricted" and not roles:
+            raise illegal_argument("You must specify at least one backend role or make the connector public/private "
+                                   "for registering it.")
+        return {**({"backend_roles": list(roles)} if given and roles is not None else {}),
+                "owner": _owner(req), "access": mode}
+
     def _validate_connector(self, body: dict[str, Any], *, creating: bool) -> None:
         version = self.state.version
-        if any(k in body for k in _ACCESS_FIELDS):
-            raise illegal_argument("You cannot specify connector access control parameters because the Security "
-                                   "plugin or connector access control is disabled on your cluster.")
         for key, text in (("name", "Connector name is null"), ("version", "Connector version is null"),
                           ("protocol", "Connector protocol is null")):
             if body.get(key) is None:
@@ -163,12 +186,13 @@ class MLCommons:
     def create_connector(self, req: Request) -> Response:
         body = _object(req.json({}))
         self._validate_connector(body, creating=True)
+        access = self._connector_access(body, req)
         with self.state.lock:
             if self.master_key_failures > 0:
                 self.master_key_failures -= 1
                 raise ApiError(404, "resource_not_found_exception", MASTER_KEY_NOT_READY)
             connector_id = self.state.new_id()
-            self.state.connectors[connector_id] = self._stored_connector(body, now_ms())
+            self.state.connectors[connector_id] = {**self._stored_connector(body, now_ms()), **access}
             self.state.next_seq(CONNECTOR_INDEX)
         return Response(200, {"connector_id": connector_id})
 
@@ -232,6 +256,14 @@ class MLCommons:
             stored = self._stored_connector(incoming, current["created_time"])
             if "client_config" not in body and "client_config" in current:
                 stored["client_config"] = current["client_config"]
+            # 2.19.1 (HttpConnector.update) takes the access fields as sent, unchecked: a mode alone keeps the roles
+            for key in ("backend_roles", "owner", "access"):
+                if key in current:
+                    stored[key] = current[key]
+            if body.get("backend_roles") is not None:
+                stored["backend_roles"] = [str(r) for r in body["backend_roles"]]
+            if body.get("access_mode") is not None:
+                stored["access"] = body["access_mode"]
             def comparable(doc: dict[str, Any]) -> dict[str, Any]:
                 return {k: v for k, v in doc.items() if k != "last_updated_time" and not k.startswith("_")}
 
@@ -667,3 +699,11 @@ def search_docs(index: str, docs: dict[str, dict[str, Any]], body: dict[str, Any
                         "max_score": 1.0 if page else (None if exists else 0.0),
                         "hits": page}
     return response
+
+
+def _owner(req: Request) -> dict[str, Any]:
+    """The `owner` ML Commons stores on a connector: the basic-auth user (the double's users hold no backend roles)."""
+    auth = next((v for k, v in req.headers.items() if k.lower() == "authorization"), "")
+    name = base64.b64decode(auth[6:]).decode("utf-8").split(":", 1)[0] if auth.startswith("Basic ") else None
+    return {"name": name, "backend_roles": [], "roles": [], "custom_attribute_names": [],
+            "user_requested_tenant": None}
