@@ -472,6 +472,12 @@ class MLCommons:
     def deploy_model(self, req: Request) -> Response:
         model_id = req.match["id"]
         with self.state.lock:
+            if MODEL_INDEX not in self.state.seq_no:
+                # A fresh 2.19.1 node: the model index is made by the first register, and until then a deploy
+                # answers 500 index_not_found, not the 404 "Failed to find model" it gives afterwards.
+                raise ApiError(500, "index_not_found_exception", f"no such index [{MODEL_INDEX}]",
+                               extra={"index": MODEL_INDEX, "resource.id": MODEL_INDEX,
+                                      "resource.type": "index_or_alias", "index_uuid": "_na_"})
             self._model(model_id)
             self._finish_deploy(model_id)
             task_id = self._new_task(model_id, "DEPLOY_MODEL", is_async=True)
