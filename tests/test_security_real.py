@@ -110,13 +110,16 @@ def test_the_printed_role_runs_every_command(secured: tuple[Backend, Admin], tmp
     _admin_settings(backend, admin, config)
     operator = _operator(backend, admin, _printed_role(backend, config))
     c = ("--config", str(config))
+    setups = 0
     for argv in (("plan", *c), ("setup", *c), ("setup", *c), ("search", *c, "capital"), ("verify", *c),
                  ("status", *c), ("eval", *c, *_eval_files(tmp_path)), ("rotate-credentials", *c),
                  ("teardown", *c)):
         code, out, err = _as(backend, operator, *argv)
         assert code == 0, (argv, out, err)
-        if argv[0] == "setup" and out.startswith("No changes"):
-            assert "0 writes" in out
+        if argv[0] == "setup":
+            setups += 1
+            if setups == 2:  # the operator's second setup finds everything in place
+                assert "No changes. The cluster already matches the config (0 writes)." in out, out
 
 
 @pytest.mark.parametrize(("command", "removed"), [
