@@ -38,11 +38,7 @@ class OnnxForward:
         with tempfile.TemporaryDirectory(prefix="os-rerank-onnx-") as tmp:  # the session keeps the model in memory
             work = Path(tmp)
             self.exported = source is None
-            if source is None:
-                if torch_model is None:
-                    raise ValueError(f"{model_dir}: no model.onnx and no torch model to export")
-                source = work / "model.onnx"
-                export(torch_model, input_names, source)
+            source = source or export_once(torch_model, input_names, work)
             if quantize == "int8":
                 quantized = work / "model.int8.onnx"
                 quantize_int8(source, quantized)
@@ -64,11 +60,7 @@ class OpenVinoForward:
         core = ov.Core()
         with tempfile.TemporaryDirectory(prefix="os-rerank-openvino-") as tmp:  # compiled: the file is not needed after
             self.exported = source is None
-            if source is None:
-                if torch_model is None:
-                    raise ValueError("no model.onnx and no torch model to export")
-                source = Path(tmp) / "model.onnx"
-                export(torch_model, input_names, source)
+            source = source or export_once(torch_model, input_names, Path(tmp))
             config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
             if threads:
                 config["INFERENCE_NUM_THREADS"] = threads
@@ -87,6 +79,15 @@ class OpenVinoForward:
             return next(iter(result.values())).copy()  # the request's buffer is reused by its next call
         finally:
             self._requests.put(request)
+
+
+def export_once(torch_model: Any, input_names: list[str], folder: Path) -> Path:
+    """The model exported to `folder`/model.onnx, for a directory that holds no export of its own."""
+    if torch_model is None:
+        raise ValueError("no model.onnx and no torch model to export")
+    path = folder / "model.onnx"
+    export(torch_model, input_names, path)
+    return path
 
 
 def export(model: Any, input_names: list[str], path: Path) -> None:
