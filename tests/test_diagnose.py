@@ -8,6 +8,8 @@ from os_rerank.cluster import Cluster
 from os_rerank.config import Config
 from os_rerank.diagnose import diagnose, diagnoser
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 URL = "http://endpoint:8080/endpoints/os-rerank-cross-encoder/invocations"
 REGEX = r"^http://endpoint:8080/endpoints/os\-rerank\-cross\-encoder/invocations$"
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from os_rerank.cli import build_parser
 from os_rerank.config import load_config
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

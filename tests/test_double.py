@@ -18,6 +18,8 @@ from os_rerank.server.scorers import LexicalScorer
 from tests.fakes import OpenSearchDouble
 from tests.fakes.predict import THROTTLED
 
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parent.parent
 AKID, SECRET = "AKIDDOUBLETEST", "double-test-secret"
 QUERY = "What is the capital of the United States?"

@@ -8,6 +8,8 @@ import pytest
 
 from tests.painless.jvm import MLCommonsGlue, ScriptFailure
 
+pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
+
 # Hands back what the script saw in query_text, inside a list, so ML Commons re-serialises it as JSON text.
 SEEN = 'String q = (String) params.get("query_text");\nreturn "{\\"parameters\\":{\\"seen\\":[\\"" + ' \
        'q.replace("\\\\", "\\\\\\\\").replace("\\"", "\\\\\\"") + "\\"]}}";\n'

@@ -38,6 +38,8 @@ from os_rerank.server import inference
 from os_rerank.server.app import EndpointServer
 from os_rerank.server.scorers import load_scorer
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'os-rerank[serve]')")
 pytest.importorskip("onnx", reason="onnx is not installed (pip install 'os-rerank[onnx]')")
 pytest.importorskip("transformers", reason="transformers is not installed (pip install 'os-rerank[serve]')")
