@@ -137,7 +137,7 @@ def test_contract_disagreeing_with_the_stock_container_warns(tmp_path: Path) -> 
     deploy = f"deploy:\n  preset: bge-reranker-large\n  execution_role_arn: {ROLE}\n  handler: stock\n"
     spec = aws_endpoint.endpoint_spec(load(tmp_path, deploy, contract="query-documents-topk"))
     assert len(spec.warnings) == 1
-    assert "preset 'bge-reranker-large'" in spec.warnings[0] and "seed 000" in spec.warnings[0]
+    assert "preset 'bge-reranker-large'" in spec.warnings[0] and "Bedrock samples notebook" in spec.warnings[0]
     assert "deploy.handler: os-rerank" in spec.warnings[0]
     assert aws_endpoint.endpoint_spec(load(tmp_path)).warnings == ()
     # handler: auto packages os-rerank's handler for that contract, which speaks it: nothing to warn about

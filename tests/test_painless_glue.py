@@ -1,4 +1,5 @@
-"""The harness itself reproduces ML Commons' glue (ml-commons.md sections 1.2-1.5): checked on tiny scripts."""
+"""The harness itself reproduces ML Commons' glue (docs/ml-commons.md#pre-process to #post-process): checked on tiny
+scripts."""
 
 from __future__ import annotations
 

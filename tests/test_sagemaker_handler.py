@@ -187,7 +187,7 @@ def test_model_files_skip_dot_entries_and_code_and_follow_links(models: dict[int
     (model / ".git" / "HEAD").write_text("ref")
     (model / ".gitattributes").write_text("*")
     (model / "code").mkdir()
-    (model / "code" / "inference.py").write_text("seed 000's handler")
+    (model / "code" / "inference.py").write_text("a custom handler")
     (model / "onnx").mkdir()
     blob = tmp_path / "blob"
     blob.write_bytes(b"weights")
