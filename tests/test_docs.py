@@ -173,3 +173,21 @@ def test_the_reference_checks_catch_what_they_should(tmp_path: Path) -> None:
     assert MD_PATH.findall("see ml-commons.md#escaping, or docs/sources.md.") == [
         ("ml-commons.md", "#escaping"), ("docs/sources.md", "")]
     assert MD_PATH.findall("--write /tmp/matrix.md") == []
+
+
+SECTION_REF = re.compile(r"""(?:README(?:'s)? |see |the README's )"([A-Z][^"]{2,60})\"""")
+
+
+def test_every_quoted_readme_section_exists() -> None:
+    """A quoted README section (README "Tests", see "Promote and roll back") starts a heading or a bold lead."""
+    leads = [m.group(1) for m in re.finditer(r"^#{1,6} (.+)$", README, re.M)]
+    leads += re.findall(r"\*\*([^*]+)\*\*", README)
+    problems = []
+    for path in repo_files():
+        if path == Path(__file__).resolve():
+            continue
+        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for name in SECTION_REF.findall(line):
+                if not any(lead.startswith(name) for lead in leads):
+                    problems.append(f"{path.relative_to(ROOT)}:{lineno}: no README section {name!r}")
+    assert problems == []
