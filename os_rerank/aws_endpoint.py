@@ -40,9 +40,9 @@ from .presets import OS_RERANK, PRESETS, STOCK, contract_warnings
 
 OnEvent = Callable[[str], None]
 
-# The Hugging Face PyTorch inference DLC the seeds deploy with the SageMaker SDK (transformers 4.37.0, PyTorch
-# 2.1.0, py310). Tags and registries follow the SageMaker SDK's image_uri_config/huggingface.json; the GPU image is
-# built on CUDA 11.8 / Ubuntu 20.04, the CPU one on Ubuntu 22.04.
+# The Hugging Face PyTorch inference DLC the public write-ups (docs/sources.md) deploy with the SageMaker SDK
+# (transformers 4.37.0, PyTorch 2.1.0, py310). Tags and registries follow the SageMaker SDK's
+# image_uri_config/huggingface.json; the GPU image is built on CUDA 11.8 / Ubuntu 20.04, the CPU one on Ubuntu 22.04.
 HF_TRANSFORMERS_VERSION = "4.37.0"
 HF_PYTORCH_VERSION = "2.1.0"
 HF_PY_VERSION = "py310"

@@ -219,7 +219,7 @@ def _hf_build_response(request: ScoreRequest, scores: Sequence[float]) -> Any:
     return [{"label": "LABEL_0", "score": float(s)} for s in scores]
 
 
-# --- 2. custom handler: {"pairs": [[q, d], ...]} -> {"scores": [...]} (seed 002) -----------------------------------
+# --- 2. custom handler: {"pairs": [[q, d], ...]} -> {"scores": [...]} (docs/sources.md) ----------------------------
 
 
 def _pairs_build_request(query: str, docs: Sequence[str]) -> Any:
@@ -254,7 +254,7 @@ def _pairs_build_response(request: ScoreRequest, scores: Sequence[float]) -> Any
     return {"scores": [float(s) for s in scores]}
 
 
-# --- 3. custom handler: {"query", "documents", "topk"} -> ranked [{"index", "score"}] (seed 000) --------------------
+# --- 3. custom handler: {"query", "documents", "topk"} -> ranked [{"index", "score"}] (docs/sources.md) -------------
 
 
 def _topk_build_request(query: str, docs: Sequence[str]) -> Any:

@@ -1,4 +1,4 @@
-"""Turn an ML Commons / neural-search failure into the one fix that resolves it (ml-commons.md §8).
+"""Turn an ML Commons / neural-search failure into the one fix that resolves it (docs/ml-commons.md#failures).
 
 `diagnose(status, reason, url=...)` returns the fix, or None when the reason is not one we know. `diagnoser(config)`
 binds the connector URL so the trusted-endpoint fix can name the exact regex; the CLI installs it as

@@ -6,7 +6,7 @@ is stored as the file it points to), and a gzip header without a name or time. T
 so the SHA-256 of the archive names it in S3 and in the SageMaker model, and an unchanged deploy writes nothing.
 (gzip output is stable for one zlib; a different zlib build may compress differently, which costs one re-upload.)
 
-Layout (what `tar zcvf model.tar.gz *` gives in the seeds, with our code):
+Layout (what `tar zcvf model.tar.gz *` gives in the public write-ups of docs/sources.md, with our code):
 
     config.json, tokenizer files, weights, model.onnx ...   the model directory, when one is packaged
     code/inference.py                                       os_rerank/server/inference.py, unchanged
@@ -65,7 +65,7 @@ class ModelArchive:
 def model_files(model_dir: Path) -> list[tuple[str, Path]]:
     """(archive name, file) for every file of a local model directory, sorted; ModelDirError if it is not one.
 
-    Names starting with "." (.git, .cache, .gitattributes) are left out, as the seeds' `tar zcvf model.tar.gz *`
+    Names starting with "." (.git, .cache, .gitattributes) are left out, as the write-ups' `tar zcvf model.tar.gz *`
     leaves them out; so is a top-level `code/`, which os-rerank's handler replaces.
     """
     if not model_dir.is_dir():

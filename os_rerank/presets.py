@@ -4,8 +4,8 @@ Pure data: safe to import without boto3. Every preset deploys on the Hugging Fac
 HF_TASK=text-classification, which answers `[{"label": "LABEL_0", "score": s}, ...]` in input order: the
 `hf-text-classification` contract. For a single-logit cross-encoder the pipeline applies a sigmoid, so scores are in
 (0, 1) and keep the model's order. The other contracts (`pairs-scores`, `query-documents-topk`, `tei-rerank`) are
-what the seeds' custom `inference.py` files speak; for them `endpoint deploy` packages os-rerank's own handler
-(`handler_for`), which speaks every contract with serve's scoring.
+what the custom `inference.py` files of docs/sources.md speak; for them `endpoint deploy` packages os-rerank's own
+handler (`handler_for`), which speaks every contract with serve's scoring.
 """
 
 from __future__ import annotations
@@ -38,30 +38,31 @@ PRESETS: dict[str, Preset] = {
             hf_model_id="cross-encoder/ms-marco-MiniLM-L-6-v2",
             contract=STOCK_CONTRACT,
             instance_type="ml.m5.xlarge",
-            summary="English, 22M parameters; the model of the OpenSearch cross-encoder reranking tutorial (seed 004)",
+            summary="English, 22M parameters; the model of the OpenSearch cross-encoder reranking tutorial",
         ),
         Preset(
             name="bge-reranker-base",
             hf_model_id="BAAI/bge-reranker-base",
             contract=STOCK_CONTRACT,
             instance_type="ml.m5.xlarge",
-            summary="Chinese and English, 278M parameters (seed 002); the stock container gives LABEL_0 sigmoid scores",
-            custom_code="pairs-scores: seed 002's inference.py returns raw logits",
+            summary="Chinese and English, 278M parameters; the stock container gives LABEL_0 sigmoid scores",
+            custom_code="pairs-scores: the LangChain SageMaker example's inference.py returns raw logits",
         ),
         Preset(
             name="bge-reranker-large",
             hf_model_id="BAAI/bge-reranker-large",
             contract=STOCK_CONTRACT,
             instance_type="ml.g5.xlarge",
-            summary="Chinese and English, 560M parameters (seed 000); a GPU instance keeps latency down",
-            custom_code="query-documents-topk: seed 000's inference.py returns the top k as [{index, score}]",
+            summary="Chinese and English, 560M parameters; a GPU instance keeps latency down",
+            custom_code=("query-documents-topk: the Bedrock samples notebook's inference.py returns the top k as "
+                         "[{index, score}]"),
         ),
         Preset(
             name="ko-reranker",
             hf_model_id="Dongjin-kr/ko-reranker",
             contract=STOCK_CONTRACT,
             instance_type="ml.g5.xlarge",
-            summary="Korean fine-tune of bge-reranker-large (seed 001, deployed there on the stock container)",
+            summary="Korean fine-tune of bge-reranker-large (its authors deploy it on the stock container)",
         ),
     )
 }

@@ -91,7 +91,8 @@ def client_config_for(config: Config, version: Version) -> dict[str, Any] | None
     cc = config.connector.client_config
     if version < (2, 13, 0):
         return None  # 2.12 ignores the field; sending nothing keeps the stored connector equal to the sent one
-    scale = 1000 if version < (2, 14, 0) else 1  # 2.13 reads timeouts as milliseconds (ml-commons.md §4.3)
+    # 2.13 reads timeouts as milliseconds, 2.14+ as seconds (docs/ml-commons.md#client-config)
+    scale = 1000 if version < (2, 14, 0) else 1
     out: dict[str, Any] = {
         "max_connection": cc.max_connection,
         "connection_timeout": cc.connection_timeout * scale,

@@ -1,10 +1,11 @@
 """`search`: one query through the rerank pipeline, and optionally without it to show what reranking moved.
 
 The request builders and the response parser are pure; `run_search` and `execute` talk to the cluster through
-`Cluster.request`. The rerank processor (ml-commons.md §7.3) only reorders the page it is given, so a search fetches
-`window` hits through the pipeline and shows the top `size`. Requests never carry `from`, `search_after` or size 0
-(an empty page with hits behind it makes ML Commons fail with "No text documents were provided", §8 #16), always
-track total hits (the processor reads the total, §8 #17) and always send `ext.rerank.query_context.query_text`.
+`Cluster.request`. The rerank processor (docs/ml-commons.md#rerank-processor) only reorders the page it is given,
+so a search fetches `window` hits through the pipeline and shows the top `size`. Requests never carry `from`,
+`search_after` or size 0 (an empty page with hits behind it makes ML Commons fail with "No text documents were
+provided"), always track total hits (the processor reads the total) and always send
+`ext.rerank.query_context.query_text`.
 """
 
 from __future__ import annotations
@@ -254,10 +255,10 @@ def execute(cluster: Cluster, index: str, body: Mapping[str, Any], *, pipeline: 
     return parse_page(response, latency_ms=latency)
 
 
-# Fixes for the rerank processor's failures (ml-commons.md §8): substring of the reason -> what to do.
+# Fixes for the rerank processor's failures (docs/ml-commons.md#failures): substring of the reason -> what to do.
 _RERANK_FIXES = (
     ("scores and hits are not the same length",
-     "the connector's post-process must return one FLOAT32 score per document, in order (ml-commons.md §8 #14)"),
+     "the connector's post-process must return one FLOAT32 score per document, in order (docs/ml-commons.md#failures)"),
     ("No text documents were provided", "the page sent to the reranker was empty; report this as a bug"),
     ("No document context found", "set pipeline.document_fields and run `os-rerank setup`"),
     ("Error from remote service", "the SageMaker endpoint failed; check it with `os-rerank verify`"),

@@ -21,20 +21,28 @@ from tests.backends import (
 )
 from tests.fakes import OpenSearchDouble
 from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
+from tests.support.aws import moto_update_endpoint  # noqa: F401 - a fixture, shared by the AWS-side test modules
 
-# The four layers of the suite (README "Tests"), as markers: `python -m pytest -m painless` runs one layer.
-_LAYERS = (
-    ("painless", ("test_painless_", "test_contracts_golden")),
-    ("endpoint", ("test_serve_", "test_sagemaker_handler")),
-    ("scenario", ("scenarios/", "_scenarios", "test_double", "test_rotate", "test_real_")),
-)
+# The four layers of the suite (README "Tests"), as markers: `python -m pytest -m painless` runs one layer. Each test
+# module says its layer itself (`pytestmark = pytest.mark.<layer>`), so a new file cannot land in a layer by the
+# accident of its name; `real` is added here to every test that runs on a real node, whatever its layer.
+LAYERS = ("unit", "painless", "endpoint", "scenario")
+
+
+def module_layers(module: object) -> list[str]:
+    """The layer markers a test module declares in its `pytestmark`."""
+    marks = getattr(module, "pytestmark", [])
+    marks = marks if isinstance(marks, list) else [marks]
+    return [mark.name for mark in marks if getattr(mark, "name", None) in LAYERS]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wrong = sorted({f"{item.module.__name__}: {module_layers(item.module) or 'no layer'}"
+                    for item in items if item.module is not None and len(module_layers(item.module)) != 1})
+    if wrong:
+        raise pytest.UsageError("every test module declares exactly one layer, `pytestmark = pytest.mark.<one of "
+                                f"{', '.join(LAYERS)}>`: {'; '.join(wrong)}")
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        layer = next((name for name, parts in _LAYERS if any(p in path for p in parts)), "unit")
-        item.add_marker(layer)
         params = getattr(item, "callspec", None)
         if params is not None and any(isinstance(v, str) and v in REAL_KINDS for v in params.params.values()):
             item.add_marker("real")  # runs against a real OpenSearch node (tests/backends.py)

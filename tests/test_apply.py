@@ -4,12 +4,10 @@ and the half-done message. (End-to-end runs against the double are in tests/scen
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from opensearchpy.exceptions import TransportError
 
 import os_rerank.apply
 import os_rerank.cluster
@@ -21,51 +19,13 @@ from os_rerank.credentials import ConnectorCredential
 from os_rerank.errors import ClusterError
 from os_rerank.plan import make_plan
 from os_rerank.state import ClusterState, Found
-from tests.test_plan import desired, empty, full, make_config
+from tests.support.plans import desired, empty, full, make_config
+from tests.support.scripted import Seq, Transport, cluster_for, error
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 CREDENTIAL = ConnectorCredential({"access_key": "AKIDAPPLYTEST", "secret_key": "apply-secret-xyz"})
 Answer = Callable[[str, str, Any], Any]
-
-
-def error(status: int, reason: str) -> TransportError:
-    return TransportError(status, "error", {"error": {"root_cause": [{"type": "x", "reason": reason}]}})
-
-
-class Seq(list):  # type: ignore[type-arg]
-    """Answers given one per call, the last one repeated."""
-
-
-class Transport:
-    """Answers requests from a list of (method, path regex, answer); a `Seq` answers one item per call."""
-
-    def __init__(self, routes: list[tuple[str, str, Any]]) -> None:
-        self.routes = [(m, re.compile(p), a) for m, p, a in routes]
-        self.sent: list[tuple[str, str, str | None]] = []
-
-    def perform_request(self, method: str, path: str, params: Any = None, body: bytes | None = None,
-                        headers: Any = None) -> Any:
-        text = body.decode("utf-8") if body is not None else None
-        self.sent.append((method, path, text))
-        for m, pattern, answer in self.routes:
-            if m == method and pattern.search(path):
-                if isinstance(answer, Seq):
-                    answer = answer.pop(0) if len(answer) > 1 else answer[0]
-                if isinstance(answer, Exception):
-                    raise answer
-                return answer(method, path, text) if callable(answer) else answer
-        raise AssertionError(f"unexpected request {method} {path}")
-
-
-def cluster_for(routes: list[tuple[str, str, Any]]) -> tuple[Cluster, Transport, list[float]]:
-    transport = Transport(routes)
-    sleeps: list[float] = []
-
-    class Client:
-        pass
-
-    client = Client()
-    client.transport = transport  # type: ignore[attr-defined]
-    return Cluster(client=client, url="http://os:9200", sleep=sleeps.append), transport, sleeps
 
 
 CREATE_ALL = [

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 pytest.importorskip("moto", reason="moto[sagemaker] is needed for the AWS side (pip install -e '.[test]')")
 
 from moto import mock_aws  # noqa: E402

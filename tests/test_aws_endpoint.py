@@ -8,26 +8,26 @@ update still runs through boto3's serialisation and moto's HTTP layer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 boto3 = pytest.importorskip("boto3", reason="boto3 is needed for the AWS side")
 moto = pytest.importorskip("moto", reason="moto[sagemaker] is needed for the AWS side (pip install -e '.[test]')")
 
 from moto import mock_aws  # noqa: E402
-from moto.sagemaker.responses import SageMakerResponse  # noqa: E402
 
 from os_rerank import aws_endpoint  # noqa: E402
 from os_rerank.aws_endpoint import AwsClients, default_image_uri, deploy_endpoint, wait_for_endpoint  # noqa: E402
 from os_rerank.config import load_config  # noqa: E402
 from os_rerank.errors import AwsError, ConfigError  # noqa: E402
+from tests.support.aws import ROLE  # noqa: E402
 
 REGION = "us-west-2"
-ROLE = "arn:aws:iam::123456789012:role/sagemaker-execution"
 ENDPOINT = "os-rerank-ce"
 
 
@@ -61,21 +61,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def clients(aws: None) -> AwsClients:
     return AwsClients(boto3.client("sagemaker", region_name=REGION),
                       boto3.client("application-autoscaling", region_name=REGION))
-
-
-@pytest.fixture
-def moto_update_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
-    """UpdateEndpoint for moto 5.2 (not implemented there): point the endpoint at the new endpoint config."""
-
-    def update_endpoint(self: SageMakerResponse) -> str:
-        backend = self.sagemaker_backend
-        endpoint = backend.endpoints[self._get_param("EndpointName")]
-        config = backend.endpoint_configs[self._get_param("EndpointConfigName")]
-        endpoint.endpoint_config_name = config.endpoint_config_name
-        endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
-        return json.dumps({"EndpointArn": endpoint.arn})
-
-    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
 
 
 def no_sleep(_: float) -> None:
@@ -152,7 +137,7 @@ def test_contract_disagreeing_with_the_stock_container_warns(tmp_path: Path) -> 
     deploy = f"deploy:\n  preset: bge-reranker-large\n  execution_role_arn: {ROLE}\n  handler: stock\n"
     spec = aws_endpoint.endpoint_spec(load(tmp_path, deploy, contract="query-documents-topk"))
     assert len(spec.warnings) == 1
-    assert "preset 'bge-reranker-large'" in spec.warnings[0] and "seed 000" in spec.warnings[0]
+    assert "preset 'bge-reranker-large'" in spec.warnings[0] and "Bedrock samples notebook" in spec.warnings[0]
     assert "deploy.handler: os-rerank" in spec.warnings[0]
     assert aws_endpoint.endpoint_spec(load(tmp_path)).warnings == ()
     # handler: auto packages os-rerank's handler for that contract, which speaks it: nothing to warn about

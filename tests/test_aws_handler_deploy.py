@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 boto3 = pytest.importorskip("boto3", reason="boto3 is needed for the AWS side")
 pytest.importorskip("moto", reason="moto[sagemaker] is needed for the AWS side (pip install -e '.[test]')")
 
@@ -27,8 +29,7 @@ from os_rerank.config import load_config  # noqa: E402
 from os_rerank.endpoint_plan import plan_deploy  # noqa: E402
 from os_rerank.errors import AwsError, ConfigError, ExitStatus  # noqa: E402
 from os_rerank.model_archive import CODE_FILES, build_model_archive  # noqa: E402
-
-from .test_aws_endpoint import ROLE, moto_update_endpoint  # noqa: E402, F401 - the fixture
+from tests.support.aws import ROLE  # noqa: E402
 
 REGION = "us-west-2"
 ENDPOINT = "os-rerank-ce"
@@ -111,7 +112,7 @@ def test_code_only_with_hf_model_id_then_nothing_to_write(tmp_path: Path, client
 
 
 def test_a_local_model_directory_is_packaged_and_a_change_replaces_it(
-    tmp_path: Path, clients: AwsClients, moto_update_endpoint: None  # noqa: F811
+    tmp_path: Path, clients: AwsClients, moto_update_endpoint: None
 ) -> None:
     directory = model_dir(tmp_path)
     deploy = "  model_dir: my-model\n  instance_type: ml.c5.xlarge\n"
@@ -184,7 +185,7 @@ def test_the_stock_container_is_unchanged_by_the_handler(tmp_path: Path, clients
 
 @pytest.mark.parametrize("step", ["create", "unchanged", "update", "autoscaling"])
 def test_the_dry_run_plan_is_what_deploy_sends(tmp_path: Path, clients: AwsClients, step: str,
-                                               moto_update_endpoint: None) -> None:  # noqa: F811
+                                               moto_update_endpoint: None) -> None:
     directory = model_dir(tmp_path)
     deploy = "  model_dir: my-model\n"
     if step != "create":

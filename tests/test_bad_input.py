@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 
 from os_rerank.cli import main
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 BASE = "sagemaker:\n  region: us-west-2\n  endpoint_name: ep\n"
 BOMB = ("a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
         "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: [*e,*e]\n")

@@ -23,6 +23,8 @@ from os_rerank.cli import main
 from os_rerank.config import load_config
 from os_rerank.errors import ClusterError
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 PASSWORD = "cluster-test-password-Zq81"
 # The security plugin's 403 reason, as a 2.19.1 node words it (tests/data/opensearch/security_403.json).
 DENIED = "no permissions for [cluster:monitor/main] and User [name=alice, backend_roles=[], requestedTenant=null]"

@@ -12,6 +12,8 @@ from os_rerank.cli import main
 from os_rerank.config import load_config
 from os_rerank.errors import ConfigError
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 GOOD = """\
 opensearch:
   url: http://localhost:9200

@@ -22,6 +22,8 @@ from tests.painless.support import (
     strict_loads,
 )
 
+pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
+
 GOLDEN = Path(__file__).resolve().parent / "data" / "contracts"
 
 

@@ -15,6 +15,8 @@ import pytest
 from os_rerank.config import load_config
 from os_rerank.credentials import ConnectorCredential, connector_credential, credential_warnings, is_aws_managed
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 # Recognisable fake keys (AWS's documentation examples): never real, easy to grep for in output.
 ACCESS_KEY = "AKIDEXAMPLE-os-rerank-creds"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -1,4 +1,4 @@
-"""Every ML Commons failure setup can meet (ml-commons.md §8) maps to one clear fix."""
+"""Every ML Commons failure setup can meet (docs/ml-commons.md#failures) maps to one clear fix."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from os_rerank.cluster import Cluster
 from os_rerank.config import Config
 from os_rerank.diagnose import diagnose, diagnoser
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 URL = "http://endpoint:8080/endpoints/os-rerank-cross-encoder/invocations"
 REGEX = r"^http://endpoint:8080/endpoints/os\-rerank\-cross\-encoder/invocations$"
 
 CASES = [
-    # (status, exact reason text from ml-commons.md, words the fix must contain)
+    # (status, exact reason text from ML Commons' sources, words the fix must contain)
     (400, f"Connector URL is not matching the trusted connector endpoint regex, URL is: {URL} "
           "(illegal_argument_exception)", ["plugins.ml_commons.trusted_connector_endpoints_regex", REGEX,
                                            "keep every existing entry"]),

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from os_rerank.cli import build_parser
 from os_rerank.config import load_config
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -46,3 +50,144 @@ def test_the_readme_exit_status_table_is_the_code_s() -> None:
     block = re.search(r"<!-- exit-statuses -->\n(.*?)\n<!-- /exit-statuses -->", README, re.S)
     assert block, "README must hold the exit-status table between <!-- exit-statuses --> markers"
     assert block.group(1) == exit_status_table()
+
+
+# --- references resolve inside the repository -------------------------------------------------------------------------
+
+SKIP_DIRS = {".git", ".venv", ".ci-venv", ".toolkit-venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
+             ".hypothesis", ".painless-build", ".demo", "build", "dist", "node_modules"}
+TEXT_SUFFIXES = {".py", ".md", ".txt", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".java", ".painless", ".sh", ".cfg",
+                 ".ini", ".html", ".j2", ""}
+# Places outside the repository that comments once pointed to; the facts now live in docs/.
+OUTSIDE = ("../" + "shared", "/work/" + "shared", "seeds" + "/", re.compile(r"\bseed \d{3}\b"), re.compile("\u00a7"))
+MD_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+MD_PATH = re.compile(r"(?<![\w./-])((?:\.\./)*[\w.-]+(?:/[\w.-]+)*\.md)(#[\w-]+)?\b")
+
+
+def repo_files() -> list[Path]:
+    """The repository's text files (what a reader can open), without virtualenvs, caches and build output."""
+    out = []
+    for path in sorted(ROOT.rglob("*")):
+        parts = path.relative_to(ROOT).parts
+        if any(p in SKIP_DIRS or p.endswith(".egg-info") for p in parts) or not path.is_file():
+            continue
+        if path.suffix in TEXT_SUFFIXES and path.stat().st_size < 2_000_000:
+            out.append(path)
+    return out
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]{1,2}(?=\w)|(?<=\w)[`*_]{1,2}", "", heading.strip()).lower()
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(markdown: Path) -> set[str]:
+    """Every anchor of a Markdown file: its headings (numbered like GitHub when repeated) and explicit ids."""
+    seen: dict[str, int] = {}
+    found: set[str] = set()
+    in_code = False
+    for line in markdown.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and (m := re.match(r"#{1,6} (.+)", line)):
+            base = slug(m.group(1))
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            found.add(base if n == 0 else f"{base}-{n}")
+        found.update(re.findall(r"<a (?:id|name)=\"([^\"]+)\"", line))
+    return found
+
+
+def check_target(source: Path, target: str) -> str | None:
+    """None when `target` (a path, optionally with #anchor, relative to `source` or the root) exists; else why not."""
+    path, _, anchor = target.partition("#")
+    candidates = [source] if not path else [(source.parent / path), (ROOT / path)]
+    found = next((c.resolve() for c in candidates if c.exists()), None)
+    if found is None:
+        return f"{target}: no such file"
+    if not found.is_relative_to(ROOT):
+        return f"{target}: outside the repository"
+    if anchor and found.suffix == ".md" and anchor not in anchors(found):
+        return f"{target}: no heading #{anchor} in {found.relative_to(ROOT)}"
+    return None
+
+
+def test_the_slugs_are_github_s() -> None:
+    assert slug("Private IP addresses") == "private-ip-addresses"
+    assert slug("The eval set in the Search Relevance Workbench (3.1+)") == \
+        "the-eval-set-in-the-search-relevance-workbench-31"
+    assert slug("Local endpoint (`os-rerank serve`)") == "local-endpoint-os-rerank-serve"
+    assert slug("What a real node showed that the double did not") == "what-a-real-node-showed-that-the-double-did-not"
+
+
+def test_the_docs_exist() -> None:
+    assert {"ml-commons.md", "sources.md"} <= {p.name for p in (ROOT / "docs").glob("*.md")}
+
+
+def test_every_relative_link_in_the_markdown_resolves() -> None:
+    problems = []
+    for md in [p for p in repo_files() if p.suffix == ".md"]:
+        for target in MD_LINK.findall(md.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not ours to check offline
+            why = check_target(md, target)
+            if why:
+                problems.append(f"{md.relative_to(ROOT)}: {why}")
+    assert problems == []
+
+
+def test_every_markdown_path_named_in_the_repo_exists() -> None:
+    """A comment or doc that names `docs/ml-commons.md#escaping` (or any .md) names a file and heading we have."""
+    problems = []
+    for path in repo_files():
+        if path == Path(__file__).resolve():
+            continue  # its own examples of broken references
+        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for name, anchor in MD_PATH.findall(line):
+                why = check_target(path, name + anchor)
+                if why:
+                    problems.append(f"{path.relative_to(ROOT)}:{lineno}: {why}")
+    assert problems == []
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    problems = []
+    for path in repo_files():
+        if path == Path(__file__).resolve():
+            continue  # it spells the patterns
+        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for pattern in OUTSIDE:
+                if (pattern.search(line) if isinstance(pattern, re.Pattern) else pattern in line):
+                    problems.append(f"{path.relative_to(ROOT)}:{lineno}: {line.strip()[:100]}")
+    assert problems == []
+
+
+def test_the_reference_checks_catch_what_they_should(tmp_path: Path) -> None:
+    assert check_target(ROOT / "README.md", "docs/ml-commons.md#escaping") is None
+    assert check_target(ROOT / "README.md", "#tests") is None
+    assert "no heading" in (check_target(ROOT / "README.md", "docs/ml-commons.md#no-such-section") or "")
+    assert "no such file" in (check_target(ROOT / "README.md", "docs/missing.md") or "")
+    assert "no such file" in (check_target(ROOT / "os_rerank" / "x.py", "ml-commons.md") or "")
+    assert MD_PATH.findall("see ml-commons.md#escaping, or docs/sources.md.") == [
+        ("ml-commons.md", "#escaping"), ("docs/sources.md", "")]
+    assert MD_PATH.findall("--write /tmp/matrix.md") == []
+
+
+SECTION_REF = re.compile(r"""(?:README(?:'s)? |see |the README's )"([A-Z][^"]{2,60})\"""")
+
+
+def test_every_quoted_readme_section_exists() -> None:
+    """A quoted README section (README "Tests", see "Promote and roll back") starts a heading or a bold lead."""
+    leads = [m.group(1) for m in re.finditer(r"^#{1,6} (.+)$", README, re.M)]
+    leads += re.findall(r"\*\*([^*]+)\*\*", README)
+    problems = []
+    for path in repo_files():
+        if path == Path(__file__).resolve():
+            continue
+        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for name in SECTION_REF.findall(line):
+                if not any(lead.startswith(name) for lead in leads):
+                    problems.append(f"{path.relative_to(ROOT)}:{lineno}: no README section {name!r}")
+    assert problems == []

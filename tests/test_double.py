@@ -18,6 +18,8 @@ from os_rerank.server.scorers import LexicalScorer
 from tests.fakes import OpenSearchDouble
 from tests.fakes.predict import THROTTLED
 
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parent.parent
 AKID, SECRET = "AKIDDOUBLETEST", "double-test-secret"
 QUERY = "What is the capital of the United States?"
@@ -150,7 +152,7 @@ def test_unknown_route_answers_like_opensearch(opensearch_double: OpenSearchDoub
         400, {"error": "no handler found for uri [/_nope/x] and method [GET]"})
 
 
-# --- cluster settings (§5) ---------------------------------------------------------------------------------------
+# --- cluster settings (#cluster-settings) -----------------------------------------------------------------------------
 
 
 def test_settings_defaults_follow_the_version(opensearch_double: OpenSearchDouble) -> None:
@@ -190,7 +192,7 @@ def test_setting_the_trusted_list_replaces_the_defaults(opensearch_double: OpenS
     assert call(opensearch_double, "POST", f"{ML}/connectors/_create", connector("http://mock:8080/invocations"))
 
 
-# --- connectors (§4, §6) -----------------------------------------------------------------------------------------
+# --- connectors (#connectors, #models) --------------------------------------------------------------------------------
 
 
 def test_connector_create_validates_like_ml_commons(opensearch_double: OpenSearchDouble) -> None:
@@ -206,7 +208,9 @@ def test_connector_create_validates_like_ml_commons(opensearch_double: OpenSearc
         "URL is: https://runtime.sagemaker.cn-north-1.amazonaws.com.cn/x")
     # fullmatch semantics: a prefix match is not enough
     assert create_error(connector("http://evil/https://runtime.sagemaker.us-west-2.amazonaws.com/x"))
-    opensearch_double.set_version("3.3.0")
+    opensearch_double.set_version("3.1.0")
+    assert create_error(connector("http://mock/x")).endswith(", URL is: http://mock/x")
+    opensearch_double.set_version("3.2.0")
     assert create_error(connector("http://mock/x")) == (
         "Connector URL is not matching the trusted connector endpoint regex")
 
@@ -276,7 +280,7 @@ def test_teardown_order_is_enforced(opensearch_double: OpenSearchDouble, endpoin
     assert error(opensearch_double, "GET", f"{ML}/models/{model_id}")[0] == 404
 
 
-# --- model groups, models, tasks (§6) ----------------------------------------------------------------------------
+# --- model groups, models, tasks (#models) ----------------------------------------------------------------------------
 
 
 def test_model_group_names_are_unique(opensearch_double: OpenSearchDouble) -> None:
@@ -355,7 +359,7 @@ def test_register_with_deploy_true_is_fire_and_forget(opensearch_double: OpenSea
     assert states == ["DEPLOYING", "DEPLOYED", "DEPLOYED"]
 
 
-# --- predict, end to end against the local endpoint (§1, §8) -----------------------------------------------------
+# --- predict, end to end against the local endpoint (#predict, #failures) ---------------------------------------------
 
 
 def test_predict_calls_the_endpoint_signed_and_returns_tensors(glued: OpenSearchDouble,
@@ -517,7 +521,7 @@ def test_search_is_lexical_bm25(opensearch_double: OpenSearchDouble) -> None:
     assert "total" not in page["hits"] and [set(h) for h in page["hits"]["hits"]] == [{"_index", "_id", "_score"}] * 2
 
 
-# --- search pipelines and rerank (§7) ----------------------------------------------------------------------------
+# --- search pipelines and rerank (#rerank-processor) ------------------------------------------------------------------
 
 
 def rerank_pipeline(model_id: str, **extra: Any) -> dict[str, Any]:

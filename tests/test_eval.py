@@ -21,7 +21,9 @@ from os_rerank.eval import (
     parse_depths,
     run_eval,
 )
-from tests.test_search import cluster_with
+from tests.support.scripted import cluster_with
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -169,7 +171,7 @@ def test_run_eval_scores_both_runs_and_skips_the_reranker_on_empty_pages(config:
 
 def test_run_eval_without_the_test_index_says_what_to_do(config: Config) -> None:
     from os_rerank.errors import ClusterError
-    from tests.test_search import recorded
+    from tests.support.scripted import recorded
 
     cluster, _ = cluster_with((404, recorded("errors")["index_not_found"]))
     with pytest.raises(ClusterError) as info:

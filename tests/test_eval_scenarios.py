@@ -15,11 +15,9 @@ import pytest
 from os_rerank.cluster import connect
 from os_rerank.config import load_config
 from tests.backends import Backend
-from tests.test_search_scenarios import check_golden, set_up
+from tests.support.scenarios import EVAL_ARGS, ROOT, check_golden, set_up
 
-ROOT = Path(__file__).resolve().parent.parent
-EVAL_ARGS = ("--queries", "data/eval/queries.jsonl", "--qrels", "data/eval/qrels.txt",
-             "--corpus", "data/eval/corpus.jsonl")
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import pytest
 from os_rerank.eval import load_corpus, load_qrels, load_queries
 from tests.fakes.search import tokens
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT / "data" / "eval"
 

@@ -13,6 +13,8 @@ from os_rerank.errors import ClusterError, ConfigError, ExitStatus
 from os_rerank.gate import GateError, evaluate_gate, load_baseline
 from os_rerank.promote import IndexDefault, Promotion, plan_promote, plan_rollback
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 
 def _report(without: float, reranked: float, depth: int = 20, p95: float = 30.0) -> dict[str, Any]:
     def row(run: str, value: float, lat: float) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import pytest
 from os_rerank.cluster import connect
 from os_rerank.config import load_config
 from tests.backends import Backend
-from tests.test_eval_scenarios import EVAL_ARGS, ROOT
+from tests.support.scenarios import EVAL_ARGS, ROOT
+
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
 
 # The gain of the lexical stand-in scorer at depth 20 is +0.0546 nDCG@10 (tests/data/golden/eval.txt).
 

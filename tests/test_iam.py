@@ -15,6 +15,8 @@ from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from os_rerank.cli import main
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 ROLE = "arn:aws:iam::123456789012:role/os-rerank-connector"
 OPERATOR = "arn:aws:iam::123456789012:role/ops"
 ENDPOINT = "arn:aws:sagemaker:us-west-2:123456789012:endpoint/my-rerank-endpoint"

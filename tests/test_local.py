@@ -35,6 +35,8 @@ from os_rerank.local.maven import (
 )
 from tests.fakes.local_dist import VERSION, make_jdk, make_repository
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 ME = RunAs()  # run the fake node as ourselves, even as root (it is not OpenSearch, it does not refuse root)
 
 

@@ -17,7 +17,7 @@ from os_rerank import lock
 from os_rerank.config import Config
 from os_rerank.errors import ClusterError
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 
 class LockCluster:

@@ -6,6 +6,8 @@ import pytest
 
 from os_rerank.metrics import dcg, hit_at_k, hit_rate, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 QRELS = {"a": 2, "b": 1, "c": 0, "d": 1}  # c is judged not relevant; x, y are unjudged
 
 

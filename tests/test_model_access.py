@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from tests.backends import Backend, start_fake_backend, start_real_backend
-from tests.test_security_real import Admin
+from tests.support.security import Admin
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 SETTING = "plugins.ml_commons.model_access_control_enabled"
 CONNECTOR_SETTING = "plugins.ml_commons.connector_access_control_enabled"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from os_rerank.output import redact
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 # Built from parts so that no string in the repository looks like a committed AWS key; the redactor must still
 # recognise the shape in output it was never told about (an AWS error quoting a key id, say).

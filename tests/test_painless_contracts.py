@@ -22,6 +22,8 @@ from tests.painless.support import (
     strict_loads,
 )
 
+pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
+
 ADVERSARIAL = [
     'say "hi"',
     "back\\slash \\\\ double",
@@ -194,7 +196,7 @@ def test_ranked_post_refuses_a_partial_or_shifted_ranking(mlcommons_glue: MLComm
         mlcommons_glue.postprocess(post, json.dumps(answer), version=(3, 4, 0))
 
 
-# --- the tutorial's pre-process double-escapes (ml-commons.md section 3.3) ---------------------------------------
+# --- the tutorial's pre-process double-escapes (docs/ml-commons.md#escaping) ------------------------------------------
 
 TUTORIAL_BODY = json.loads((DATA / "tutorial" / "cross-encoder-connector.json").read_text(encoding="utf-8"))[
     "actions"

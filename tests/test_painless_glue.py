@@ -1,4 +1,5 @@
-"""The harness itself reproduces ML Commons' glue (ml-commons.md sections 1.2-1.5): checked on tiny scripts."""
+"""The harness itself reproduces ML Commons' glue (docs/ml-commons.md#pre-process to #post-process): checked on tiny
+scripts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import pytest
 
 from tests.painless.jvm import MLCommonsGlue, ScriptFailure
+
+pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
 
 # Hands back what the script saw in query_text, inside a list, so ML Commons re-serialises it as JSON text.
 SEEN = 'String q = (String) params.get("query_text");\nreturn "{\\"parameters\\":{\\"seen\\":[\\"" + ' \

@@ -8,6 +8,8 @@ import pytest
 
 from tests.painless.lint import PAINLESS_DIR, lint_file, lint_source
 
+pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
+
 OK_TAIL = '\nreturn "{}";\n'
 
 

@@ -25,6 +25,8 @@ from tests.painless.support import (
     strict_loads,
 )
 
+pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
+
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 # Bias toward the characters that matter: JSON specials, controls, `$` placeholders, HTML-escaped ones, astral.
 TRICKY = st.text(st.sampled_from(list('"\\/$\'<>&={}[]:-\t\r\n\x00\x1f\x7f\u2028\u2029한😀u0')), max_size=20)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from os_rerank import permissions as perm
 from os_rerank.config import load_config
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 DATA = Path(__file__).parent / "data" / "opensearch" / "security_403.json"
 EXAMPLE = Path(__file__).parent.parent / "config.example.yaml"

@@ -30,6 +30,8 @@ from os_rerank.server.app import EndpointServer
 from os_rerank.server.scorers import LexicalScorer
 from tests.backends import Backend
 
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
+
 EXAMPLES = 100  # per contract and node
 DOCS_INDEX = "os-rerank-exactness-docs"
 

@@ -22,6 +22,8 @@ from tests.backends import ENDPOINT_NAME, RECORD_NODE, RealClusters, endpoint_cr
 from tests.fakes import OpenSearchDouble
 from tests.recorded import Target, differences, play_on_fresh_node, recording_path, run_steps, steps
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 VERSION = "2.19.1"
 
 

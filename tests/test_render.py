@@ -21,6 +21,8 @@ from os_rerank.render import (
 )
 from os_rerank.resources import read_painless, script_as_sent
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "data" / "golden"
 EXAMPLE = ROOT / "config.example.yaml"

@@ -22,6 +22,8 @@ from os_rerank.server.app import DEFAULT_ENDPOINT_NAME, EndpointServer
 from os_rerank.server.scorers import LexicalScorer
 from tests.fakes import OpenSearchDouble
 
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parent.parent
 ML = "/_plugins/_ml"
 CONNECTOR_NAME = "os-rerank sagemaker cross-encoder"

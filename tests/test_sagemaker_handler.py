@@ -38,6 +38,8 @@ from os_rerank.server import inference
 from os_rerank.server.app import EndpointServer
 from os_rerank.server.scorers import load_scorer
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'os-rerank[serve]')")
 pytest.importorskip("onnx", reason="onnx is not installed (pip install 'os-rerank[onnx]')")
 pytest.importorskip("transformers", reason="transformers is not installed (pip install 'os-rerank[serve]')")
@@ -185,7 +187,7 @@ def test_model_files_skip_dot_entries_and_code_and_follow_links(models: dict[int
     (model / ".git" / "HEAD").write_text("ref")
     (model / ".gitattributes").write_text("*")
     (model / "code").mkdir()
-    (model / "code" / "inference.py").write_text("seed 000's handler")
+    (model / "code" / "inference.py").write_text("a custom handler")
     (model / "onnx").mkdir()
     blob = tmp_path / "blob"
     blob.write_bytes(b"weights")

@@ -10,14 +10,10 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from opensearchpy.exceptions import TransportError
 
 from os_rerank.cli import main
-from os_rerank.cluster import Cluster
 from os_rerank.config import Config, load_config
 from os_rerank.errors import ClusterError, ConfigError
 from os_rerank.search import (
@@ -31,34 +27,11 @@ from os_rerank.search import (
     resolve_window,
     run_search,
 )
+from tests.support.scripted import cluster_with, recorded
 
-DATA = Path(__file__).parent / "data" / "opensearch"
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 QUERY = "What is the capital of the United States?"
-
-
-def recorded(name: str) -> Any:
-    return json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
-
-
-class ScriptedTransport:
-    """Answers each request with the next scripted response (a dict, or (status, error body) to fail)."""
-
-    def __init__(self, *responses: Any) -> None:
-        self.responses = list(responses)
-        self.sent: list[tuple[str, str, dict[str, str], Any]] = []
-
-    def perform_request(self, method: str, path: str, params: Any = None, body: Any = None, headers: Any = None) -> Any:
-        self.sent.append((method, path, dict(params or {}), json.loads(body) if body else None))
-        answer = self.responses.pop(0)
-        if isinstance(answer, tuple):
-            status, info = answer
-            raise TransportError(status, info.get("error", {}).get("type", "error"), info)
-        return answer
-
-
-def cluster_with(*responses: Any) -> tuple[Cluster, ScriptedTransport]:
-    transport = ScriptedTransport(*responses)
-    return Cluster(client=SimpleNamespace(transport=transport), url="http://fake:9200", sleep=lambda s: None), transport
 
 
 @pytest.fixture

@@ -6,29 +6,16 @@ and kept as a golden file (tests/data/golden/search_compare.txt; OS_RERANK_UPDAT
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.backends import Backend
+from tests.support.scenarios import check_golden, set_up
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
+
 QUERY = "What is the capital of the United States?"
-
-
-def set_up(backend: Backend, **sections: dict) -> str:
-    config = str(backend.config(**sections))
-    code, _, err = backend.run("setup", "--config", config)
-    assert code == 0, err
-    return config
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("OS_RERANK_UPDATE_GOLDEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
 
 
 def test_search_puts_the_answer_first_and_shows_where_it_was(backend: Backend) -> None:

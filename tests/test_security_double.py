@@ -15,6 +15,8 @@ from os_rerank.config import load_config
 from os_rerank.permissions import role_body
 from tests.backends import Backend
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 OPERATOR = "operator"
 ADMIN = "admin"
 

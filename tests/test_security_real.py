@@ -7,12 +7,8 @@ verified against the node's CA; no password reaches any output.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,29 +16,12 @@ from typing import Any
 import pytest
 
 from tests.backends import Backend, RealClusters, start_real_backend
+from tests.support.security import Admin
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 OPERATOR = "os-rerank-test-operator"
 ROLE = "os_rerank_test_operator"
-
-
-class Admin:
-    """The node's admin, over HTTPS verified with its CA."""
-
-    def __init__(self, environ: dict[str, str]) -> None:
-        self.url = environ["OPENSEARCH_URL"]
-        self.context = ssl.create_default_context(cafile=environ["OPENSEARCH_CA_CERTS"])
-        token = f"{environ['OPENSEARCH_USERNAME']}:{environ['OPENSEARCH_PASSWORD']}"
-        self.auth = "Basic " + base64.b64encode(token.encode()).decode()
-
-    def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"content-type": "application/json", "authorization": self.auth})
-        try:
-            with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
 
 
 @pytest.fixture

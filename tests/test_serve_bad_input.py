@@ -13,6 +13,8 @@ from os_rerank.contracts import get_contract
 from os_rerank.server.app import EndpointServer
 from os_rerank.server.scorers import LexicalScorer
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 JSON = {"Content-Type": "application/json"}
 LIMIT = 4096
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile.endpoint").read_text(encoding="utf-8")
 

@@ -15,6 +15,8 @@ import pytest
 
 from os_rerank.cli import main
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

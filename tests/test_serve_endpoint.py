@@ -17,6 +17,8 @@ from os_rerank.contracts import CONTRACT_NAMES, CONTRACTS, get_contract
 from os_rerank.server.app import DEFAULT_ENDPOINT_NAME, EndpointServer
 from os_rerank.server.scorers import LexicalScorer
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 AKID, SECRET = "AKIDSERVETEST0000001", "serve-test-secret/+="
 QUERY = "What is the capital of the United States?"
 SAMPLE = Path(__file__).resolve().parents[1] / "os_rerank" / "data" / "sample_documents.jsonl"

@@ -28,6 +28,8 @@ from os_rerank.server import app
 from os_rerank.server.app import EndpointServer, RecordError
 from os_rerank.server.scorers import LexicalScorer
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 AKID, SECRET = "AKIDHOSTILETEST00001", "hostile-secret"
 NAME = "os-rerank-cross-encoder"
 RUNTIME = f"/endpoints/{NAME}/invocations"

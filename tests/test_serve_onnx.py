@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from os_rerank.server.scorers import CrossEncoderScorer, ScorerError, load_scorer
+from tests.support.cross_encoder import PAIRS, build_tiny_cross_encoder, reference_scores
 
-from .test_serve_cross_encoder import PAIRS, build_tiny_cross_encoder, reference_scores
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 
 pytest.importorskip("torch", reason="torch is not installed (the optional torch backend: pip install "
                     "'os-rerank[torch]')")

@@ -19,6 +19,8 @@ from os_rerank.server.app import EndpointServer
 from os_rerank.server.scorers import CrossEncoderScorer, ScorerError, load_scorer
 from tests.fakes.tiny_onnx import CORPUS, reference_scores
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 pytest.importorskip("openvino", reason="openvino is not installed (pip install 'os-rerank[openvino]')")
 pytest.importorskip("onnx", reason="onnx is not installed (pip install 'os-rerank[onnx]'), needed to build the model")
 

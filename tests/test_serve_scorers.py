@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from os_rerank.server.scorers import LexicalScorer, tokenize
+
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 
 SAMPLE = Path(__file__).resolve().parents[1] / "os_rerank" / "data" / "sample_documents.jsonl"
 DOCS = [json.loads(line)["passage_text"] for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line]

@@ -20,6 +20,8 @@ from os_rerank.contracts import get_contract
 from os_rerank.server.app import DEFAULT_ENDPOINT_NAME, EndpointServer
 from os_rerank.server.scorers import LexicalScorer
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 AKID, SECRET = "AKIDSIGV4TEST0000001", "the-real-secret"
 BODY = json.dumps({"pairs": [["capital of korea", "서울은 대한민국의 수도이다"]]}, ensure_ascii=False).encode()
 PATH = f"/endpoints/{DEFAULT_ENDPOINT_NAME}/invocations"

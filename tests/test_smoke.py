@@ -2,7 +2,11 @@
 
 import io
 
+import pytest
+
 from os_rerank.cli import main
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 
 def run(*argv: str) -> tuple[int, str, str]:

@@ -21,6 +21,8 @@ import yaml
 
 from os_rerank.cli import SERVE_KEY_ID_ENV, SERVE_SECRET_ENV, build_parser
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = [REPO / "demo"]
 RECORD_FILE = "/tmp/os-rerank-received.jsonl"  # docker-compose.yml: the endpoint's --record, for debugging

@@ -21,8 +21,10 @@ from os_rerank.state import (
     read_settings,
     read_state,
 )
-from tests.test_apply import cluster_for, error
-from tests.test_plan import make_config
+from tests.support.plans import make_config
+from tests.support.scripted import cluster_for, error
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 SHAPES = Path(__file__).parent / "data" / "opensearch"
 

@@ -13,8 +13,10 @@ import os_rerank.cluster
 from os_rerank.endpoint import endpoint_error, score_documents
 from os_rerank.errors import ClusterError, EndpointError, VerifyError
 from os_rerank.verify import PROBES, check, compare_scores, float32, probe_documents, verify
-from tests.test_apply import Seq, cluster_for, error
-from tests.test_plan import make_config
+from tests.support.plans import make_config
+from tests.support.scripted import Seq, cluster_for, error
+
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,8 @@ import pytest
 from os_rerank.cli import main
 from tests.fakes.opensearch_double import DEFAULT_PLUGINS, OpenSearchDouble
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ("--queries", str(ROOT / "data/eval/queries.jsonl"), "--qrels", str(ROOT / "data/eval/qrels.txt"))
 SRW = "/_plugins/_search_relevance"

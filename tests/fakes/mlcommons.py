@@ -1,7 +1,7 @@
 """ML Commons: connectors, model groups, models, tasks and predict, with the real texts per version.
 
-Error texts and behaviours follow /work/shared/reference/ml-commons.md (§4, §5, §6, §8); section numbers in comments
-point there.
+Error texts and behaviours follow docs/ml-commons.md (connectors, cluster settings, models, failures); the anchors
+in comments point to its sections.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class MLCommons:
         router.add("GET", base + "/tasks/(?P<id>[^/]+)", self.get_task)
         router.add("POST", base + "/_predict/(?P<algo>[^/]+)/(?P<id>[^/]+)", self.predict_algorithm)
 
-    # --- connectors (§4, §6) ------------------------------------------------------------------------------------
+    # --- connectors (#connectors, #models) ----------------------------------------------------------------------------
 
     def _connector_access_control(self) -> bool:
         """Connector access control is on: the security plugin is installed and the setting is true (2.19.1)."""
@@ -383,7 +383,7 @@ class MLCommons:
             seq = self.state.next_seq(GROUP_INDEX)
         return Response(200, doc_write_response(GROUP_INDEX, group_id, "deleted", 2, seq, forced_refresh=True))
 
-    # --- models and tasks (§6) ----------------------------------------------------------------------------------
+    # --- models and tasks (#models) -----------------------------------------------------------------------------------
 
     def _new_task(self, model_id: str, task_type: str, *, is_async: bool) -> str:
         task_id = self.state.new_id()
@@ -516,7 +516,7 @@ class MLCommons:
                 raise status_exception(404, "Failed to find task")
             return Response(200, copy.deepcopy(task))
 
-    # --- predict (§1, §6, §8) -----------------------------------------------------------------------------------
+    # --- predict (#predict, #models, #failures) -----------------------------------------------------------------------
 
     def _ready_connector(self, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(model, connector as loaded at deploy); auto-deploys where the version and setting allow it."""
@@ -594,7 +594,7 @@ def _stored_action(action: dict[str, Any]) -> dict[str, Any]:
 
 
 def _client_config(given: dict[str, Any], version: tuple[int, int, int]) -> dict[str, Any]:
-    """`ConnectorClientConfig.parse` fills every field it knows with its default (§4.3)."""
+    """`ConnectorClientConfig.parse` fills every field it knows with its default (docs/ml-commons.md#client-config)."""
     timeout = 30 if version >= (3, 7, 0) else 30000
     out: dict[str, Any] = {"max_connection": 30, "connection_timeout": timeout, "read_timeout": timeout}
     if version >= (2, 15, 0):

@@ -6,7 +6,7 @@
         assert double.writes() == []
 
 The CLI talks to it exactly as to a cluster (opensearch-py and urllib3 run for real). Behaviour and error texts per
-version follow /work/shared/reference/ml-commons.md; the response shapes come from tests/data/opensearch/.
+version follow docs/ml-commons.md; the response shapes come from tests/data/opensearch/.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How ML Commons calls a remote model: pre-process (Painless via the JDK glue), SigV4, HTTP, retries, post-process.
 
 The Painless runs for real in `tests/painless/jvm.py` (`MLCommonsGlue`); this module only moves the bytes between
-the glue and the endpoint, with the failure texts of ml-commons.md §8.
+the glue and the endpoint, with the failure texts of docs/ml-commons.md#failures.
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ def _is_json(value: str) -> bool:
 
 
 def fill_request_body(template: str, params: dict[str, str]) -> str:
-    """escapeRemoteInferenceInputData + StringSubstitutor + validatePayload, for the parameters route (§1.3-1.4)."""
+    """escapeRemoteInferenceInputData + StringSubstitutor + validatePayload, for the parameters route.
+
+    docs/ml-commons.md#parameters
+    """
     escaped = {k: v if v is None or _is_json(v) else escape_json(v) for k, v in params.items()}
 
     def fill(m: re.Match[str]) -> str:
@@ -70,14 +73,15 @@ def fill_request_body(template: str, params: dict[str, str]) -> str:
 
 
 def check_trusted_url(state: ClusterState, url: str) -> None:
-    """`Matcher.matches()` of the URL against the trusted list (§5); the ", URL is:" suffix only up to 3.0."""
+    """`Matcher.matches()` of the URL against the trusted list (docs/ml-commons.md#trusted-endpoints);
+    the ", URL is:" suffix up to 3.1 (Connector.java at 3.1.0.0 has it, 3.2.0.0 not)."""
     regexes = state.setting(ML + "trusted_connector_endpoints_regex") or []
     if isinstance(regexes, str):
         regexes = [regexes]
     if any(re.fullmatch(rx, url) for rx in regexes):
         return
     text = "Connector URL is not matching the trusted connector endpoint regex"
-    if state.version < (3, 1, 0):
+    if state.version < (3, 2, 0):
         text += f", URL is: {url}"
     raise illegal_argument(text)
 
@@ -92,7 +96,10 @@ def _private(address: str) -> bool:
 
 
 def apply_private_ip_rule(state: ClusterState, protocol: str, url: str) -> None:
-    """`Remote inference host name has private ip address` per version and protocol (§5)."""
+    """`Remote inference host name has private ip address` per version and protocol.
+
+    docs/ml-commons.md#private-ip-addresses
+    """
     version = state.version
     checked = protocol == "http" or (protocol == "aws_sigv4" and version >= (3, 4, 0))
     if not checked:
@@ -127,7 +134,8 @@ def _float32_tensors(tensors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for tensor in tensors:
         tensor = dict(tensor)
         if not tensor.get("data_type"):
-            tensor.pop("data", None)  # ModelTensor.parser drops data without a data_type (§1.5)
+            # ModelTensor.parser drops data without a data_type (docs/ml-commons.md#post-process)
+            tensor.pop("data", None)
         elif tensor["data_type"] in ("FLOAT32", "FLOAT16") and isinstance(tensor.get("data"), list):
             tensor["data"] = [java_float(v) for v in tensor["data"]]
         out.append(tensor)
@@ -218,7 +226,7 @@ class RemoteCaller:
     def _invoke(self, connector: dict[str, Any], action: dict[str, Any], payload: str) -> str:
         params = connector.get("parameters") or {}
         url = substitute_url(action["url"], params)
-        if self.state.version >= (3, 7, 0):  # runtime URL re-validation (§5)
+        if self.state.version >= (3, 7, 0):  # runtime URL re-validation (docs/ml-commons.md#trusted-endpoints)
             check_trusted_url(self.state, url)
         apply_private_ip_rule(self.state, connector.get("protocol", ""), url)
         max_retries, backoff, policy, budget = self._retry_plan(connector)

@@ -1,4 +1,5 @@
-"""Search pipelines: validating a pipeline at PUT and running its `rerank` response processor (ml-commons.md §7)."""
+"""Search pipelines: validating a pipeline at PUT and running its `rerank` response processor
+(docs/ml-commons.md#rerank-processor)."""
 
 from __future__ import annotations
 
@@ -140,7 +141,7 @@ def _pipeline_failure(exc: ApiError) -> ApiError:
 
 def _query_text(request: dict[str, Any]) -> str:
     ext = (request.get("ext") or {}).get("rerank")
-    if ext is None:  # RerankSearchExtBuilder.fromExtBuilderList returns null (§7.2)
+    if ext is None:  # RerankSearchExtBuilder.fromExtBuilderList returns null (docs/ml-commons.md#rerank-processor)
         raise ApiError(500, "null_pointer_exception",
                        'Cannot invoke "org.opensearch.neuralsearch.query.ext.RerankSearchExtBuilder.getParams()" '
                        'because the return value of "RerankSearchExtBuilder.fromExtBuilderList(java.util.List)" '

@@ -1,4 +1,5 @@
-"""Indices, documents, lexical search (BM25) and search pipelines with the neural-search `rerank` processor (§7)."""
+"""Indices, documents, lexical search (BM25) and search pipelines with the neural-search `rerank` processor
+(docs/ml-commons.md#rerank-processor)."""
 
 from __future__ import annotations
 

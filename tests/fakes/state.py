@@ -105,7 +105,10 @@ _REGEX_2_19 = [r"^https://api\.deepseek\.com/.*$"]
 
 
 def default_trusted_regex(version: Version) -> list[str]:
-    """The default `plugins.ml_commons.trusted_connector_endpoints_regex` of that version (ml-commons.md §5)."""
+    """The default `plugins.ml_commons.trusted_connector_endpoints_regex` of that version.
+
+    docs/ml-commons.md#trusted-endpoints
+    """
     out = list(_REGEX_2_11)
     if version >= (2, 16, 0):
         out += _REGEX_2_16

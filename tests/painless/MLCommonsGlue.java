@@ -1,6 +1,6 @@
 // ML Commons' glue around connector pre/post-process scripts, rebuilt for tests with the libraries ML Commons uses
 // (Gson, commons-text). Each piece names the ML Commons code it mirrors; the behaviour is described, with sources,
-// in ../shared/reference/ml-commons.md sections 1.2-1.5 (refs there: mlc@2.12.0.0 ... mlc@HEAD).
+// in docs/ml-commons.md#pre-process, #parameters and #post-process (ML Commons 2.12.0.0 and later).
 //
 // Protocol: one line of base64(UTF-8 JSON) per request on stdin, one line of base64(UTF-8 JSON) per reply on
 // stdout. Test data never enters Java source: only the scripts are compiled, verbatim, as method bodies.

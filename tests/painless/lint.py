@@ -1,4 +1,4 @@
-"""A linter for the Painless subset that is also a Java method body (../shared/PAINLESS.md).
+"""A linter for the Painless subset that is also a Java method body (painless/README.md#the-subset).
 
 Every script in painless/ must mean the same thing to Painless (in OpenSearch) and to javac (in our tests), or the
 tests prove nothing. One message per violation: `painless/x.painless:12: <rule>: <explanation>`.

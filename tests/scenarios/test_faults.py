@@ -14,6 +14,8 @@ import pytest
 from os_rerank.render import render_requests
 from tests.backends import Backend
 
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
+
 
 def _setup(backend: Backend, config: str, *extra: str) -> dict[str, Any]:
     code, report, err = backend.run_json("setup", "--config", config, *extra)

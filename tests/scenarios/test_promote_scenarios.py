@@ -7,10 +7,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from os_rerank.cluster import Cluster, connect
 from os_rerank.config import load_config
 from os_rerank.errors import OsRerankError
 from tests.backends import Backend
+
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
 
 INDEX = "os-rerank-scenario"
 PIPELINE = "os_rerank_scenario"

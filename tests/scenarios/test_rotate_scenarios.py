@@ -10,6 +10,8 @@ import pytest
 
 from tests.backends import ACCESS_KEY, SECRET_KEY, Backend
 
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
+
 NEW_KEY, NEW_SECRET = "AKIDROTATEDFAKEKEY02", "rotated-secret-Hy3Nq8"
 
 

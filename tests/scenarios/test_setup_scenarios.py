@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from os_rerank.plan import url_regex
 from tests.backends import Backend
+
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
 
 
 def _setup(backend: Backend, config: str, *extra: str) -> dict[str, Any]:

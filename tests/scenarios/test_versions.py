@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.backends import Backend
+
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
 
 
 def test_2_13_gets_millisecond_timeouts_and_no_private_ip_setting(fake_backend: Backend) -> None:

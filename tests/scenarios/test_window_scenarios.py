@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from os_rerank.cluster import connect
 from os_rerank.config import load_config
 from tests.backends import Backend
+
+pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
 
 QUERY = "What is the capital of the United States?"
 
