@@ -77,7 +77,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..contracts import Contract
-from .hosted import HostedReranker, check_media
+from ..embedding_contracts import EmbeddingContract
+from .embedders import Embedder
+from .hosted import HostedEmbedder, HostedReranker, check_media
 from .scorers import Scorer
 from .sigv4 import SigV4Error, check_scope, verify_sigv4
 from .transport import Reply as Reply  # re-exported: callers build replies with these
@@ -85,6 +87,7 @@ from .transport import _Handler, _HTTPServer, runtime_endpoint_name
 from .transport import error_reply as error_reply
 
 DEFAULT_ENDPOINT_NAME = "os-rerank-cross-encoder"
+DEFAULT_EMBEDDING_ENDPOINT_NAME = "os-rerank-embedding"
 DEFAULT_REGION = "us-west-2"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker's own payload limit for real-time endpoints
 # ML Commons' rerank sends every hit of the search; 1,000 covers any page a person reads and bounds a request's work.
@@ -153,12 +156,12 @@ class FairTurns:
 
 
 class EndpointServer:
-    """A SageMaker-compatible endpoint for one contract and one scorer (see the module docstring)."""
+    """A SageMaker-compatible endpoint for a reranker, an embedder or both (see the module docstring)."""
 
     def __init__(
         self,
-        contract: Contract,
-        scorer: Scorer,
+        contract: Contract | None,
+        scorer: Scorer | None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -172,10 +175,25 @@ class EndpointServer:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         account_id: str = DEFAULT_ACCOUNT_ID,
         record_path: str | Path | None = None,
+        embedder: Embedder | None = None,
+        embedding_contract: EmbeddingContract | None = None,
+        embedding_endpoint_name: str = DEFAULT_EMBEDDING_ENDPOINT_NAME,
     ) -> None:
+        if (contract is None) != (scorer is None):
+            raise ValueError("a reranker needs both a contract and a scorer")
+        if (embedding_contract is None) != (embedder is None):
+            raise ValueError("an embedding model needs both an embedding contract and an embedder")
+        if scorer is None and embedder is None:
+            raise ValueError("nothing to serve: pass a scorer, an embedder or both")
+        if scorer is not None and embedder is not None and endpoint_name == embedding_endpoint_name:
+            raise ValueError(f"the reranker and the embedding model both answer as {endpoint_name!r}; give them "
+                             "different endpoint names")
         self.contract = contract
         self.scorer = scorer
         self.endpoint_name = endpoint_name
+        self.embedder = embedder
+        self.embedding_contract = embedding_contract
+        self.embedding_endpoint_name = embedding_endpoint_name
         self.credentials = dict(credentials) if credentials else None
         self.region = region
         self.max_body_bytes = max_body_bytes
@@ -203,9 +221,25 @@ class EndpointServer:
         self._httpd.max_connections = max_connections
 
     @property
-    def reranker(self) -> HostedReranker:
-        """The rerank model as it is now (tests swap `scorer` on a built server)."""
+    def reranker(self) -> HostedReranker | None:
+        """The rerank model as it is now (tests swap `scorer` on a built server), if one is hosted."""
+        if self.contract is None or self.scorer is None:
+            return None
         return HostedReranker(self.contract, self.scorer)
+
+    @property
+    def embedding(self) -> HostedEmbedder | None:
+        """The embedding model, if one is hosted."""
+        if self.embedding_contract is None or self.embedder is None:
+            return None
+        return HostedEmbedder(self.embedding_contract, self.embedder)
+
+    def hosted(self, kind: str) -> HostedReranker | HostedEmbedder:
+        """The model a route names ("rerank" or "embedding")."""
+        model = self.reranker if kind == "rerank" else self.embedding
+        if model is None:
+            raise ValueError(f"no {kind} model is hosted")
+        return model
 
     # --- life cycle ---------------------------------------------------------------------------------------------
 
@@ -297,12 +331,20 @@ class EndpointServer:
     # --- request handling (called from handler threads) ----------------------------------------------------------
 
     def route(self, path: str) -> tuple[str, str | None] | None:
-        """("runtime", endpoint name) / ("container", None) for a scoring path, else None."""
+        """("runtime", endpoint name) / ("container", "rerank" or "embedding") for a model's path, else None.
+
+        /invocations is the reranker's when one is hosted, else the embedding model's; each contract's extra path
+        (/rerank, /embed) is its own model's."""
         name = runtime_endpoint_name(path)
         if name is not None:
             return "runtime", name
-        if path == "/invocations" or path == self.contract.extra_path:
-            return "container", None
+        reranker, embedding = self.reranker, self.embedding
+        if path == "/invocations":
+            return "container", "rerank" if reranker is not None else "embedding"
+        if reranker is not None and path == reranker.extra_path:
+            return "container", "rerank"
+        if embedding is not None and path == embedding.extra_path:
+            return "container", "embedding"
         return None
 
     def check_headers(self, headers: Mapping[str, str]) -> Reply | None:
@@ -329,7 +371,7 @@ class EndpointServer:
         kind, name = route
         if kind == "runtime":
             return self.runtime_invoke(name or "", headers, body)
-        return self.container_invoke(headers, body)
+        return self.container_invoke(headers, body, model=name or "rerank")
 
     def _record(self, request: ReceivedRequest) -> None:
         with self._state_lock:
@@ -371,8 +413,12 @@ class EndpointServer:
             return fault.reply
 
     def ping(self) -> Reply:
-        body = {"status": "Healthy", "scorer": self.scorer.name, "contract": self.contract.name,
-                "endpoint_name": self.endpoint_name}
+        body: dict[str, Any] = {"status": "Healthy"}
+        if self.scorer is not None and self.contract is not None:
+            body.update(scorer=self.scorer.name, contract=self.contract.name, endpoint_name=self.endpoint_name)
+        if self.embedder is not None and self.embedding_contract is not None:
+            body.update(embedder=self.embedder.name, embedding_contract=self.embedding_contract.name,
+                        embedding_endpoint_name=self.embedding_endpoint_name, dimension=self.embedder.dimension)
         if self.record_failure is not None:
             body = {**body, "status": "Unhealthy", "reason": self.record_failure}
             return Reply(503, json.dumps(body, ensure_ascii=False).encode())
@@ -380,42 +426,47 @@ class EndpointServer:
 
     def runtime_invoke(self, name: str, headers: Mapping[str, str], body: bytes) -> Reply:
         """POST /endpoints/<name>/invocations once authenticated: find the endpoint, then invoke the container."""
-        if name != self.endpoint_name:
+        if name == self.endpoint_name and self.reranker is not None:
+            model = "rerank"
+        elif name == self.embedding_endpoint_name and self.embedding is not None:
+            model = "embedding"
+        else:
             return error_reply(404, f"Endpoint {name} of account {self.account_id} not found.", "ValidationError")
         fault = self._take_fault()
         if fault is not None:
             return fault
-        reply = self._container_invoke(headers, body)
+        reply = self._container_invoke(headers, body, model)
         if reply.status < 400:
             extra = (("x-Amzn-Invoked-Production-Variant", "AllTraffic"),)
-            return Reply(reply.status, reply.body, reply.headers + extra, reply.pairs)
+            return Reply(reply.status, reply.body, reply.headers + extra, reply.pairs, reply.unit)
         kind = "client" if reply.status < 500 else "server"
         original = reply.body.decode("utf-8", "replace")
         return error_reply(
             424,
             f'Received {kind} error ({reply.status}) from primary with message "{original}". See '
             f"https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}#logEventViewer:"
-            f"group=/aws/sagemaker/Endpoints/{self.endpoint_name} in account {self.account_id} "
+            f"group=/aws/sagemaker/Endpoints/{name} in account {self.account_id} "
             "for more information.",
             "ModelError",
             OriginalStatusCode=reply.status,
             OriginalMessage=original,
             LogStreamArn=f"arn:aws:logs:{self.region}:{self.account_id}:log-group:/aws/sagemaker/Endpoints/"
-            f"{self.endpoint_name}",
+            f"{name}",
         )
 
-    def container_invoke(self, headers: Mapping[str, str], body: bytes) -> Reply:
+    def container_invoke(self, headers: Mapping[str, str], body: bytes, model: str = "rerank") -> Reply:
         """POST /invocations (and the contract's extra path): the model container's answer."""
         fault = self._take_fault()
         if fault is not None:
             return fault
-        return self._container_invoke(headers, body)
+        return self._container_invoke(headers, body, model)
 
-    def _container_invoke(self, headers: Mapping[str, str], body: bytes) -> Reply:
+    def _container_invoke(self, headers: Mapping[str, str], body: bytes, model: str) -> Reply:
         refused = check_media(headers)
         if refused is not None:
             return refused
-        return self.reranker.answer(body, max_items=self.max_documents, turn=self.turns)
+        # One queue of turns for both models: they share the CPU, so a big embedding batch must not starve a rerank.
+        return self.hosted(model).answer(body, max_items=self.max_documents, turn=self.turns)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -1,4 +1,4 @@
-"""What an endpoint name answers: the model it hosts under its contract, from a request body to a Reply.
+"""What an endpoint name answers: the model it hosts (a reranker or an embedder) under its contract, as a Reply.
 
 The container's checks come first and are the same for every model (415 for a content type other than JSON in
 UTF-8, 406 for an Accept that excludes JSON); then the model's own: the body read by its contract (400 with the
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts import Contract, ContractError, decode_body
+from ..embedding_contracts import EmbeddingContract, decode_texts
+from .embedders import Embedder
 from .scorers import Scorer, Turn
 from .transport import Reply, error_reply
 
@@ -80,6 +82,41 @@ class HostedReranker:
             return list(in_turns(pairs, turn))
         with turn():
             return self.scorer.score(pairs)
+
+
+@dataclass(frozen=True)
+class HostedEmbedder:
+    """An embedding model answering an embedding contract: one unit-length vector per text, in input order."""
+
+    contract: EmbeddingContract
+    embedder: Embedder
+
+    @property
+    def extra_path(self) -> str | None:
+        return self.contract.extra_path
+
+    def answer(self, body: bytes, *, max_items: int, turn: Turn) -> Reply:
+        try:
+            texts = decode_texts(self.contract, body)
+        except ContractError as exc:
+            return container_error(400, str(exc))
+        if len(texts) > max_items:
+            return container_error(413, f"request has {len(texts)} texts; this endpoint embeds at most {max_items} "
+                                   "per request (--max-documents)")
+        try:
+            vectors = self._embed(texts, turn)
+        except Exception as exc:  # a model bug must not take the server down; the client sees a 500
+            logger.exception("embedder %s failed", self.embedder.name)
+            return container_error(500, f"embedding failed: {type(exc).__name__}: {exc}")
+        answer = self.contract.build_response(vectors)
+        return Reply(200, json.dumps(answer, ensure_ascii=False).encode(), pairs=len(texts), unit="texts")
+
+    def _embed(self, texts: list[str], turn: Turn) -> list[list[float]]:
+        in_turns = getattr(self.embedder, "embed_in_turns", None)
+        if in_turns is not None:
+            return list(in_turns(texts, turn))
+        with turn():
+            return self.embedder.embed(texts)
 
 
 def _param(params: str, name: str) -> str | None:
