@@ -5,6 +5,10 @@ Routes (all on one server):
 * `GET /ping` -> 200 `{"status": "Healthy", "scorer": ..., "contract": ..., "endpoint_name": ...}` (container).
 * `POST /invocations` -> the contract's answer (the SageMaker container contract; no authentication, as inside
   SageMaker). Also `POST <contract.extra_path>` (`/rerank` for tei-rerank).
+* With an embedding model (`embedder`, `embedding_contract`): `POST /endpoints/<embedding_endpoint_name>/invocations`
+  is its runtime route, `POST <embedding_contract.extra_path>` (`/embed` for tei-embed) its container route, and
+  `POST /invocations` is its own only when no reranker is hosted (`contract` and `scorer` None). One model per
+  endpoint name, as in SageMaker; both share the limits, the authentication and the turns below.
 * `POST /endpoints/<name>/invocations` -> the SageMaker runtime API as `boto3.client("sagemaker-runtime")` calls it.
   With `credentials`, AWS Signature V4 is verified (403 + `x-amzn-ErrorType` otherwise); without, it is not checked.
   An unknown `<name>` is 404. A request the model side rejects (bad JSON, wrong shape, wrong content type) comes back
@@ -37,7 +41,8 @@ Programmatic API (stable; other tests depend on it):
     EndpointServer(contract, scorer, *, host="127.0.0.1", port=0, endpoint_name="os-rerank-cross-encoder",
                    credentials=None, region="us-west-2", max_body_bytes=6 * 1024 * 1024, max_documents=1000,
                    max_connections=64, request_timeout=30.0, idle_timeout=90.0, account_id="123456789012",
-                   record_path=None)
+                   record_path=None, embedder=None, embedding_contract=None,
+                   embedding_endpoint_name="os-rerank-embedding")
         .start() -> EndpointServer        serve on a background thread (also `with EndpointServer(...) as s:`)
         .stop() -> None
         .serve_forever() -> None          block in this thread until stop() / Ctrl-C / SIGTERM (main thread only)
@@ -51,8 +56,10 @@ Programmatic API (stable; other tests depend on it):
             instead of a score: e.g. fail_next(400, error_type="ThrottlingException") or fail_next(503)
     ReceivedRequest(method: str, path: str, headers: dict[str, str], body: bytes) with .text (body as UTF-8)
 
-`scorer` is anything with `name` and `score(pairs) -> list[float]` (see scorers.py); its work is serialized, in
-turns when it offers `score_in_turns`.
+`scorer` is anything with `name` and `score(pairs) -> list[float]` (see scorers.py), `embedder` anything with
+`name`, `dimension` and `embed(texts) -> list[list[float]]` (see embedders.py); their work is serialized, in turns
+when they offer `score_in_turns` / `embed_in_turns`. Modules: transport.py (HTTP), hosted.py (a model's answer),
+this one (routes, authentication, records, faults).
 
 The server is the standard library's threading HTTP server with the checks above added. A well-kept ASGI server
 (uvicorn, hypercorn) would bring an event loop, a dependency and its own parsing, but not what matters here: the
