@@ -70,14 +70,12 @@ ours to write either way, and the one transport fault that cost time (an answer 
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
 import logging
 import signal
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +84,11 @@ from urllib.parse import urlsplit
 from ..contracts import Contract
 from ..embedding_contracts import EmbeddingContract
 from .embedders import Embedder
+from .hosted import FairTurns as FairTurns  # re-exported, as the records' names below
 from .hosted import HostedEmbedder, HostedReranker, check_media
+from .records import ReceivedRequest as ReceivedRequest
+from .records import RecordError as RecordError
+from .records import check_record_file, record_line
 from .scorers import Scorer
 from .sigv4 import SigV4Error, check_scope, verify_sigv4
 from .transport import Reply as Reply  # re-exported: callers build replies with these
@@ -113,53 +115,10 @@ _SHUTDOWN_GRACE = 10.0
 logger = logging.getLogger("os_rerank.server")
 
 
-class RecordError(Exception):
-    """The record file cannot be written (raised at start, so a bad --record path is refused before serving)."""
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """One POST the server received: the exact body bytes, before any parsing."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8")
-
-
-
 @dataclass
 class _Fault:
     reply: Reply
     remaining: int
-
-
-class FairTurns:
-    """A lock granted in the order it was asked for (threading.Lock promises no order: a thread that releases it
-    and asks again at once usually wins, so a big request would starve a small one)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next_ticket = 0
-        self._serving = 0
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._cond:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            while ticket != self._serving:
-                self._cond.wait()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._serving += 1
-                self._cond.notify_all()
 
 
 class EndpointServer:
@@ -211,11 +170,7 @@ class EndpointServer:
         self.record_path = Path(record_path) if record_path is not None else None
         self.record_failure: str | None = None
         if self.record_path is not None:
-            try:
-                with self.record_path.open("a", encoding="utf-8"):
-                    pass
-            except OSError as exc:
-                raise RecordError(f"cannot write the record file {self.record_path}: {exc.strerror or exc}") from None
+            check_record_file(self.record_path)
         self._received: deque[ReceivedRequest] = deque()
         self._received_bytes = 0
         self._faults: list[_Fault] = []
@@ -389,15 +344,7 @@ class EndpointServer:
                 self._received_bytes -= len(self._received.popleft().body)
             if self.record_path is None:
                 return
-            line: dict[str, Any] = {"method": request.method, "path": request.path,
-                                    "content_type": request.headers.get("content-type")}
-            try:
-                line["body"] = request.body.decode("utf-8")
-            except UnicodeDecodeError:
-                line["body_base64"] = base64.b64encode(request.body).decode()
-            text = json.dumps(line, ensure_ascii=False)
-            # Keep one record per line for readers that split on every Unicode line break, not just \n.
-            text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
+            text = record_line(request)
             try:
                 with self.record_path.open("a", encoding="utf-8") as fh:
                     fh.write(text + "\n")

@@ -8,9 +8,11 @@ fails), the contract's answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,30 @@ logger = logging.getLogger("os_rerank.server")
 
 _CONTAINER_ERROR_TYPES = {400: "ValidationError", 406: "NotAcceptable", 413: "PayloadTooLarge",
                           415: "UnsupportedMediaType", 500: "InternalFailure"}
+
+
+class FairTurns:
+    """A lock granted in the order it was asked for (threading.Lock promises no order: a thread that releases it
+    and asks again at once usually wins, so a big request would starve a small one)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._serving += 1
+                self._cond.notify_all()
 
 
 def container_error(status: int, message: str) -> Reply:
