@@ -271,7 +271,7 @@ def test_a_large_archive_goes_up_in_parts_with_its_hash(tmp_path: Path, clients:
 def test_an_embedding_model_is_deployed_by_the_same_handler_with_its_contract(tmp_path: Path,
                                                                              clients: AwsClients) -> None:
     """deploy.embedding_contract: the same archive and handler, the model's environment names the embedding
-    contract (the handler then embeds: tests/test_sagemaker_embedding_handler.py), and nothing else changes."""
+    contract (the handler then embeds: tests/test_sagemaker_handler_embedding.py), and nothing else changes."""
     directory = model_dir(tmp_path)
     (directory / "model.safetensors").write_bytes(b"weights")
     deploy = "  model_dir: my-model\n  embedding_contract: tei-embed\n"
