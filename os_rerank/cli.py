@@ -911,7 +911,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="BYTES",
                    help="refuse larger bodies with 413 (default: 6291456, SageMaker's limit)")
     p.add_argument("--max-documents", type=_number(int, 1, 1_000_000, "a number of documents"), default=1000,
-                   metavar="N", help="refuse requests with more documents with 413 (default: 1000)")
+                   metavar="N", help="refuse requests with more documents (or texts to embed) with 413 (default: 1000)")
     p.add_argument("--max-connections", type=_number(int, 1, 10_000, "a number of connections"), default=64,
                    metavar="N", help="serve at most N connections at once; the next gets 503 (default: 64)")
     p.add_argument("--request-timeout", type=_number(float, 0.1, 3600, "a number of seconds"), default=30.0,
