@@ -270,7 +270,12 @@ def load_embedder(
         if backend == "onnx" or not have_torch or (directory / "model.safetensors").is_file():
             if importlib.util.find_spec("onnx") is None:
                 raise ScorerError(f"{directory}: building its ONNX file needs onnx: pip install 'os-rerank[onnx]'")
-            onnx_path = cached_onnx(directory, model_cache_root(environ))
+            try:
+                onnx_path = cached_onnx(directory, model_cache_root(environ))
+            except ScorerError:
+                if backend == "onnx" or not have_torch:
+                    raise
+                onnx_path = None  # not a BERT the builder writes: torch runs it, as without safetensors
     if importlib.util.find_spec("transformers") is None:
         raise ScorerError("--embedding-model needs transformers (for the tokenizer): pip install 'os-rerank[serve]'")
     return SentenceEmbedder(directory, onnx_path=onnx_path, backend=backend, max_length=max_length,
