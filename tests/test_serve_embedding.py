@@ -100,6 +100,13 @@ def test_both_models_in_one_server_over_sigv4(tiny: Path, embedder: SentenceEmbe
         answer = json.loads(client.invoke_endpoint(EndpointName="os-rerank-cross-encoder", Body=rerank,
                                                    ContentType=JSON)["Body"].read())
         assert len(answer["scores"]) == 1
+        with pytest.raises(ClientError) as info:  # a body the model refuses: SageMaker's 424 quoting the container
+            client.invoke_endpoint(EndpointName="embed-ep", Body=b'{"inputs": []}', ContentType=JSON)
+        error = info.value.response
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 424 and error["Error"]["Code"] == "ModelError"
+        assert "Received client error (400)" in error["Error"]["Message"]
+        assert "inputs: no texts to embed" in error["Error"]["Message"]
+        assert "/aws/sagemaker/Endpoints/embed-ep" in error["Error"]["Message"]
         with pytest.raises(ClientError, match="Endpoint nope of account 123456789012 not found"):
             client.invoke_endpoint(EndpointName="nope", Body=body, ContentType=JSON)
         unsigned = boto3.client("sagemaker-runtime", endpoint_url=server.url, region_name="us-west-2",
