@@ -2,7 +2,8 @@
 
 Routes (all on one server):
 
-* `GET /ping` -> 200 `{"status": "Healthy", "scorer": ..., "contract": ..., "endpoint_name": ...}` (container).
+* `GET /ping` -> 200 `{"status": "Healthy", "scorer": ..., "contract": ..., "endpoint_name": ...}` (container), plus
+  `embedder`, `embedding_contract`, `embedding_endpoint_name` and `dimension` when an embedding model is hosted.
 * `POST /invocations` -> the contract's answer (the SageMaker container contract; no authentication, as inside
   SageMaker). Also `POST <contract.extra_path>` (`/rerank` for tei-rerank).
 * With an embedding model (`embedder`, `embedding_contract`): `POST /endpoints/<embedding_endpoint_name>/invocations`
@@ -58,8 +59,8 @@ Programmatic API (stable; other tests depend on it):
 
 `scorer` is anything with `name` and `score(pairs) -> list[float]` (see scorers.py), `embedder` anything with
 `name`, `dimension` and `embed(texts) -> list[list[float]]` (see embedders.py); their work is serialized, in turns
-when they offer `score_in_turns` / `embed_in_turns`. Modules: transport.py (HTTP), hosted.py (a model's answer),
-this one (routes, authentication, records, faults).
+when they offer `score_in_turns` / `embed_in_turns`. Modules: transport.py (HTTP), hosted.py (a model's answer
+and the turns), records.py (what is kept of each request), this one (routes, authentication, faults).
 
 The server is the standard library's threading HTTP server with the checks above added. A well-kept ASGI server
 (uvicorn, hypercorn) would bring an event loop, a dependency and its own parsing, but not what matters here: the
