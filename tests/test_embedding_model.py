@@ -65,6 +65,21 @@ def test_max_length_overrides_the_sentence_config(tiny: Path, cache: dict[str, s
     assert max_cosine_gap(embedder.embed(TEXTS), reference_embeddings(tiny, TEXTS, max_length=8)) < 1e-6
 
 
+def test_a_long_text_is_cut_before_tokenizing_and_keeps_its_tokens(tiny: Path, cache: dict[str, str]) -> None:
+    """Texts far over max_length are cut to a prefix first; the vector is still the whole text's, wherever the cut
+    falls (inside a word, in Hangul, after a run of spaces)."""
+    embedder = load_embedder(tiny, environ=cache)
+    texts = ["capital of the united states " * 40, "대한민국의 수도는 서울이다 " * 60, " " * 5000 + "capital " * 30,
+             "washington" * 100, "x" * 300 + " capital city" * 50]
+    for text in texts:
+        assert len(text) > 8 * embedder.max_length
+        ids = embedder.tokenizer(text, truncation=True, max_length=embedder.max_length)["input_ids"]
+        cut = embedder._cut(text)
+        assert embedder.tokenizer(cut, truncation=True, max_length=embedder.max_length)["input_ids"] == ids
+    assert len(embedder._cut(texts[0])) < len(texts[0])  # it did cut
+    assert max_cosine_gap(embedder.embed(texts), reference_embeddings(tiny, texts, max_length=24)) < 1e-6
+
+
 def test_the_onnx_build_is_cached_by_the_weights(tiny: Path, tmp_path: Path) -> None:
     root = tmp_path / "cache"
     first = cached_onnx(tiny, root)

@@ -210,8 +210,8 @@ class SentenceEmbedder:
         rows: list[list[int]] = []
         for start in range(0, len(texts), self.batch_size):
             with turn():
-                enc = self.tokenizer(list(texts[start : start + self.batch_size]), truncation=True,
-                                     max_length=self.max_length)
+                cut = [self._cut(text) for text in texts[start : start + self.batch_size]]
+                enc = self.tokenizer(cut, truncation=True, max_length=self.max_length)
                 rows.extend(list(ids) for ids in enc["input_ids"])
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]), reverse=True)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -234,6 +234,27 @@ class SentenceEmbedder:
             for i, vector in zip(chunk, unit.astype(np.float32).tolist(), strict=True):
                 vectors[i] = vector
         return vectors
+
+    # The tokenizer reads a whole text before truncating it: a 6 MB text took 18 s in one turn, holding up every
+    # other request. Only the first max_length tokens count, so a long text is cut first, at a length that keeps
+    # them exactly: a prefix tokenizes like the whole text except for the word the cut falls in, so a prefix is
+    # enough once the tokens of its complete words fill max_length (tests/test_embedding_model.py compares).
+    _CUT_CHARS_PER_TOKEN = 8
+
+    def _cut(self, text: str) -> str:
+        """`text`, or a prefix of it that gives the same first max_length tokens."""
+        budget = self._CUT_CHARS_PER_TOKEN * self.max_length
+        if len(text) <= budget or not getattr(self.tokenizer, "is_fast", False):
+            return text
+        needed = self.max_length  # more than the content tokens kept (max_length less the special tokens)
+        while budget < len(text):
+            prefix = text[:budget]
+            # verbose=False: no "longer than the maximum sequence length" warning for a prefix meant to be long.
+            words = self.tokenizer(prefix, add_special_tokens=False, verbose=False).word_ids()
+            if words and sum(1 for w in words if w != words[-1]) >= needed:
+                return prefix
+            budget *= 4
+        return text
 
     def _forward(self, batch: dict[str, Any]) -> Any:
         """last_hidden_state (batch, tokens, hidden) as a numpy array."""
