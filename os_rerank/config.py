@@ -308,6 +308,19 @@ class DeployConfig(_Strict):
     # missing as the SageMaker SDK does; a bucket named here must exist.
     s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
     s3_prefix: Annotated[str, Field(pattern=r"^[\w!.*'()/-]{1,200}$")] = "os-rerank"
+    # Set: the section deploys an embedding model (model_dir or hf_model_id) with os-rerank's handler (mean pooling,
+    # L2-normalised vectors) answering this embedding contract at sagemaker.endpoint_name; sagemaker.contract is then
+    # not used. The SageMaker model gets OS_RERANK_EMBEDDING_CONTRACT instead of OS_RERANK_CONTRACT.
+    embedding_contract: str | None = None
+
+    @field_validator("embedding_contract")
+    @classmethod
+    def _embedding_contract(cls, v: str | None) -> str | None:
+        from .embedding_contracts import EMBEDDING_CONTRACT_NAMES
+
+        if v is not None and v not in EMBEDDING_CONTRACT_NAMES:
+            raise ValueError(f"expected one of {', '.join(EMBEDDING_CONTRACT_NAMES)}, got {v!r}")
+        return v
 
     @field_validator("execution_role_arn")
     @classmethod
@@ -318,6 +331,9 @@ class DeployConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_model(self) -> DeployConfig:
+        if self.embedding_contract is not None and (self.handler == "stock" or self.preset is not None):
+            raise ValueError("embedding_contract deploys an embedding model with os-rerank's handler: set model_dir or "
+                             "hf_model_id (presets are rerankers) and handler: os-rerank (or auto)")
         if sum(v is not None for v in (self.preset, self.hf_model_id, self.model_dir)) != 1:
             raise ValueError(f"set exactly one of preset ({', '.join(PRESET_NAMES)}), hf_model_id or model_dir")
         if self.model_dir is not None and self.handler == "stock":

@@ -63,9 +63,21 @@ def decode_body(contract: Contract, body: bytes | str) -> ScoreRequest:
     ContractError says what is wrong in one line: empty, not UTF-8, not JSON, nested too deep, an integer over
     Python's 4,300-digit limit, or the contract's own shape error (prefixed with the contract's name).
     """
+    payload = load_body(body, contract.example_request)
+    try:
+        return contract.parse_request(payload)
+    except ContractError as exc:
+        raise ContractError(f"{contract.name}: {exc}") from None
+    except RecursionError:
+        raise ContractError("body nests arrays or objects too deeply to read") from None
+
+
+def load_body(body: bytes | str, example: str) -> Any:
+    """`body` (UTF-8 JSON) parsed; ContractError in one line when it is empty, not UTF-8, not JSON, nested too
+    deep or holds an integer over Python's 4,300-digit limit (`example` shows what was expected)."""
     if isinstance(body, bytes):
         if not body.strip():
-            raise ContractError(f"body is empty; expected JSON like {contract.example_request}")
+            raise ContractError(f"body is empty; expected JSON like {example}")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -74,21 +86,15 @@ def decode_body(contract: Contract, body: bytes | str) -> ScoreRequest:
     else:
         text = body
     if not text.strip():
-        raise ContractError(f"body is empty; expected JSON like {contract.example_request}")
+        raise ContractError(f"body is empty; expected JSON like {example}")
     try:
-        payload = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ContractError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise ContractError("body nests arrays or objects too deeply to read") from None
     except ValueError:  # an integer literal over Python's 4,300-digit conversion limit
         raise ContractError("body holds an integer too long to read (over 4300 digits)") from None
-    try:
-        return contract.parse_request(payload)
-    except ContractError as exc:
-        raise ContractError(f"{contract.name}: {exc}") from None
-    except RecursionError:
-        raise ContractError("body nests arrays or objects too deeply to read") from None
 
 
 # --- small shape checks shared by the codecs -------------------------------------------------------------------

@@ -11,8 +11,9 @@ Layout (what `tar zcvf model.tar.gz *` gives in the public write-ups of docs/sou
     config.json, tokenizer files, weights, model.onnx ...   the model directory, when one is packaged
     code/inference.py                                       os_rerank/server/inference.py, unchanged
     code/os_rerank/__init__.py, contracts.py,               what inference.py imports, copied unchanged: the
-    code/os_rerank/server/__init__.py, scorers.py,          container runs the scoring code of the os-rerank that
-    code/os_rerank/server/onnx_scorer.py                    deployed it, with nothing to install from PyPI
+    code/os_rerank/embedding_contracts.py,                  container runs the scoring (or embedding) code of
+    code/os_rerank/server/__init__.py, scorers.py,          the os-rerank that deployed it, with nothing to
+    code/os_rerank/server/embedders.py, onnx_scorer.py      install from PyPI
 
 No `code/requirements.txt`: the DLC already has transformers and torch, which is all the handler needs, and a
 requirements file would make every endpoint start depend on reaching PyPI.
@@ -35,7 +36,9 @@ CODE_FILES: tuple[tuple[str, str], ...] = (
     ("code/inference.py", "server/inference.py"),
     ("code/os_rerank/__init__.py", "__init__.py"),
     ("code/os_rerank/contracts.py", "contracts.py"),
+    ("code/os_rerank/embedding_contracts.py", "embedding_contracts.py"),
     ("code/os_rerank/server/__init__.py", "server/__init__.py"),
+    ("code/os_rerank/server/embedders.py", "server/embedders.py"),
     ("code/os_rerank/server/onnx_scorer.py", "server/onnx_scorer.py"),
     ("code/os_rerank/server/scorers.py", "server/scorers.py"),
 )

@@ -10,8 +10,9 @@ have that shape: the ones os-rerank uploaded. The bucket is deploy.s3_bucket, el
 
 The SageMaker model gets the handler's environment (`handler_environment`): SAGEMAKER_PROGRAM=inference.py and
 SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code (what the SageMaker SDK sets for code repacked into model.tar.gz),
-OS_RERANK_CONTRACT (the handler's contract), and HF_MODEL_ID when no model directory is packaged (the toolkit then
-downloads the model from the Hub at start-up, and code/ comes from the archive).
+OS_RERANK_CONTRACT (the handler's contract; for an embedding model, OS_RERANK_EMBEDDING_CONTRACT from
+deploy.embedding_contract instead), and HF_MODEL_ID when no model directory is packaged (the toolkit then downloads
+the model from the Hub at start-up, and code/ comes from the archive).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def uses_handler(config: Config) -> bool:
     deploy = config.deploy
     if deploy is None:
         return False
+    if deploy.embedding_contract is not None:
+        return True  # an embedding model is served by os-rerank's handler only
     return handler_for(deploy.handler, config.sagemaker.contract, model_dir=deploy.model_dir is not None,
                        custom_image=deploy.image_uri is not None) == OS_RERANK
 
@@ -56,15 +59,20 @@ def hf_model_id(config: Config) -> str | None:
 
 def handler_environment(config: Config) -> dict[str, str]:
     """The SageMaker model's environment for os-rerank's handler."""
-    from .server.inference import CONTRACT_ENV
+    from .server.inference import CONTRACT_ENV, EMBEDDING_CONTRACT_ENV
 
     env = {
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_SUBMIT_DIRECTORY": SUBMIT_DIRECTORY,
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
         "SAGEMAKER_REGION": config.sagemaker.region,
-        CONTRACT_ENV: config.sagemaker.contract,
     }
+    # One handler for both kinds: the variable set tells it which model it serves.
+    embedding = config.deploy.embedding_contract if config.deploy is not None else None
+    if embedding is not None:
+        env[EMBEDDING_CONTRACT_ENV] = embedding
+    else:
+        env[CONTRACT_ENV] = config.sagemaker.contract
     model_id = hf_model_id(config)
     if model_id is not None:
         env["HF_MODEL_ID"] = model_id

@@ -148,7 +148,8 @@ def test_deploy_dry_run_then_deploy_with_the_handler(aws: None, tmp_path: Path) 
     lines = out.splitlines()
     assert lines[0] == "endpoint os-rerank-ce: plan (os-rerank handler); nothing was written"
     assert lines[3].startswith("  data      s3://sagemaker-us-west-2-123456789012/os-rerank/os-rerank-ce/")
-    assert "6 files, sha256 " in lines[3]
+    # 8: inference.py and the seven os_rerank files it imports (model_archive.CODE_FILES)
+    assert "8 files, sha256 " in lines[3]
     ops = [line.split()[0] for line in lines[6:]]
     assert ops == ["CreateBucket", "PutObject", "CreateModel", "CreateEndpointConfig", "CreateEndpoint"]
     code, out, err = run("endpoint", "status", "--config", str(path), "--json")

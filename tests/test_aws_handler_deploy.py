@@ -267,3 +267,38 @@ def test_a_large_archive_goes_up_in_parts_with_its_hash(tmp_path: Path, clients:
     assert clients.s3.head_object(Bucket=bucket, Key=key)["Metadata"] == {"sha256": archive.sha256}
     assert objects(clients)[key] == archive.path.read_bytes()
     assert deploy_endpoint(config, clients, sleep=no_sleep).writes == ()
+
+
+def test_an_embedding_model_is_deployed_by_the_same_handler_with_its_contract(tmp_path: Path,
+                                                                             clients: AwsClients) -> None:
+    """deploy.embedding_contract: the same archive and handler, the model's environment names the embedding
+    contract (the handler then embeds: tests/test_sagemaker_handler_embedding.py), and nothing else changes."""
+    directory = model_dir(tmp_path)
+    (directory / "model.safetensors").write_bytes(b"weights")
+    deploy = "  model_dir: my-model\n  embedding_contract: tei-embed\n"
+    config = write(tmp_path, deploy)
+    plan = plan_deploy(config, clients)
+    result = deploy_endpoint(config, clients, sleep=no_sleep)
+    assert result.outcome == "created" and plan.model_name == result.model_name
+    [(_, data)] = objects(clients).items()
+    assert "code/os_rerank/server/embedders.py" in members(data)
+    assert "code/os_rerank/embedding_contracts.py" in members(data)
+    environment = container(clients, result.model_name)["Environment"]
+    assert environment["OS_RERANK_EMBEDDING_CONTRACT"] == "tei-embed" and "OS_RERANK_CONTRACT" not in environment
+    assert aws_endpoint.endpoint_status(config, clients)["handler_contract"] == "tei-embed"
+    before = len(clients.calls)
+    assert deploy_endpoint(write(tmp_path, deploy), clients, sleep=no_sleep).writes == ()
+    assert not [c for c in clients.calls[before:] if c.startswith(("Create", "Put", "Update"))]
+
+
+@pytest.mark.parametrize(("deploy", "message"), [
+    ("  model_dir: my-model\n  embedding_contract: tei\n", "config.yaml:8: deploy.embedding_contract: expected one of "
+     "vector-embedding, hf-feature-extraction, tei-embed, got 'tei'"),
+    ("  preset: bge-reranker-base\n  embedding_contract: tei-embed\n", "embedding_contract deploys an embedding "
+     "model with os-rerank's handler: set model_dir or hf_model_id (presets are rerankers)"),
+])
+def test_embedding_contract_mistakes_are_config_errors(tmp_path: Path, deploy: str, message: str) -> None:
+    model_dir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        write(tmp_path, deploy)
+    assert message in str(info.value)

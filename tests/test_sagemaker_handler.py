@@ -227,7 +227,8 @@ def test_the_code_folder_imports_on_its_own(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     where, modules = done.stdout.splitlines()
     assert where == str(code / "os_rerank" / "__init__.py")
-    assert modules == "['os_rerank', 'os_rerank.contracts', 'os_rerank.server', 'os_rerank.server.scorers']"
+    assert modules == ("['os_rerank', 'os_rerank.contracts', 'os_rerank.embedding_contracts', 'os_rerank.server', "
+                       "'os_rerank.server.embedders', 'os_rerank.server.scorers']")
 
 
 # --- inside the real SageMaker Hugging Face inference toolkit -----------------------------------------------

@@ -8,14 +8,22 @@ code: the request is read by `contracts.decode_body` with the contract `serve` u
 the document first, sigmoid of one logit or softmax P(label 1) of two) and answered by the contract's
 `build_response`.
 
+The same handler serves an embedding model when the SageMaker model's environment names an embedding contract
+(`OS_RERANK_EMBEDDING_CONTRACT`, instead of `OS_RERANK_CONTRACT`): the texts are read by
+`embedding_contracts.decode_texts`, embedded by `serve`'s `SentenceEmbedder` (each text alone, truncated to
+`OS_RERANK_MAX_LENGTH` tokens, default the model's own; mean pooling over the attention mask, L2 normalisation)
+and answered by the embedding contract's `build_response`; `OS_RERANK_MAX_DOCUMENTS` bounds the texts per request.
+
 Configured by the environment of the SageMaker model (`endpoint deploy` sets it; the names are the constants
-below): `OS_RERANK_CONTRACT` (required: which contract this endpoint speaks), `OS_RERANK_MAX_LENGTH` (512),
+below): `OS_RERANK_CONTRACT` (which contract this endpoint speaks; required unless OS_RERANK_EMBEDDING_CONTRACT is
+set), `OS_RERANK_MAX_LENGTH` (512),
 `OS_RERANK_BATCH_SIZE` (32), `OS_RERANK_MAX_DOCUMENTS` (1000), `OS_RERANK_BACKEND` (`auto`: ONNX Runtime when the
 model directory holds an ONNX export and onnxruntime is importable, else torch, which the DLC has; torch runs on
 the GPU when the instance has one).
 
-This file imports `os_rerank.contracts` and `os_rerank.server.scorers` only: `endpoint deploy` copies those files,
-unchanged, next to it under `code/os_rerank/`, so the container needs nothing from PyPI. Python 3.10 (the DLC's).
+This file imports `os_rerank.contracts`, `os_rerank.embedding_contracts`, `os_rerank.server.scorers` and
+`os_rerank.server.embedders` only: `endpoint deploy` copies those files, unchanged, next to it under
+`code/os_rerank/`, so the container needs nothing from PyPI. Python 3.10 (the DLC's).
 """
 
 from __future__ import annotations
@@ -28,9 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from os_rerank.contracts import CONTRACT_NAMES, Contract, ContractError, ScoreRequest, decode_body, get_contract
+from os_rerank.embedding_contracts import (
+    EMBEDDING_CONTRACT_NAMES,
+    EmbeddingContract,
+    decode_texts,
+    get_embedding_contract,
+)
+from os_rerank.server.embedders import SentenceEmbedder
 from os_rerank.server.scorers import BACKEND_CHOICES, CrossEncoderScorer, ScorerError, onnx_file
 
 CONTRACT_ENV = "OS_RERANK_CONTRACT"
+EMBEDDING_CONTRACT_ENV = "OS_RERANK_EMBEDDING_CONTRACT"
 MAX_LENGTH_ENV = "OS_RERANK_MAX_LENGTH"
 BATCH_SIZE_ENV = "OS_RERANK_BATCH_SIZE"
 MAX_DOCUMENTS_ENV = "OS_RERANK_MAX_DOCUMENTS"
@@ -50,6 +66,15 @@ class Handler:
     contract: Contract
     scorer: CrossEncoderScorer
     max_documents: int
+
+
+@dataclass(frozen=True)
+class EmbeddingHandler:
+    """What model_fn returns for an embedding model: the embedding contract, the embedder and the text bound."""
+
+    contract: EmbeddingContract
+    embedder: SentenceEmbedder
+    max_texts: int
 
 
 def _int_env(environ: Any, name: str, default: int, low: int) -> int:
@@ -86,19 +111,25 @@ def _device(backend: str) -> str | None:
     return "cuda" if torch.cuda.is_available() else None
 
 
-def model_fn(model_dir: str) -> Handler:
+def model_fn(model_dir: str) -> Handler | EmbeddingHandler:
     """The contract named by OS_RERANK_CONTRACT and the cross-encoder in `model_dir` (the unpacked model.tar.gz,
     or the Hub snapshot the toolkit downloaded for HF_MODEL_ID). One parameter: the toolkit passes its context to
     a second one."""
     return load_handler(model_dir, os.environ)
 
 
-def load_handler(model_dir: str | os.PathLike[str], environ: Any) -> Handler:
-    """model_fn with the environment passed in."""
+def load_handler(model_dir: str | os.PathLike[str], environ: Any) -> Handler | EmbeddingHandler:
+    """model_fn with the environment passed in: an embedding handler when OS_RERANK_EMBEDDING_CONTRACT is set."""
     name = environ.get(CONTRACT_ENV)
+    if environ.get(EMBEDDING_CONTRACT_ENV):
+        if name:
+            raise HandlerError(f"both {CONTRACT_ENV} and {EMBEDDING_CONTRACT_ENV} are set; a SageMaker model "
+                               "serves one model: keep the one this endpoint answers")
+        return load_embedding_handler(model_dir, environ)
     if not name:
         raise HandlerError(f"{CONTRACT_ENV} is not set; set it on the SageMaker model to one of "
-                           f"{', '.join(CONTRACT_NAMES)}")
+                           f"{', '.join(CONTRACT_NAMES)} (or {EMBEDDING_CONTRACT_ENV} to one of "
+                           f"{', '.join(EMBEDDING_CONTRACT_NAMES)} for an embedding model)")
     try:
         contract = get_contract(name)
     except ContractError as exc:
@@ -115,6 +146,28 @@ def load_handler(model_dir: str | os.PathLike[str], environ: Any) -> Handler:
     except (ScorerError, ImportError) as exc:
         raise HandlerError(f"cannot load the cross-encoder from {directory}: {exc}") from exc
     return Handler(contract, scorer, _int_env(environ, MAX_DOCUMENTS_ENV, 1000, 1))
+
+
+def load_embedding_handler(model_dir: str | os.PathLike[str], environ: Any) -> EmbeddingHandler:
+    """The embedding contract named by OS_RERANK_EMBEDDING_CONTRACT and the embedding model in `model_dir`."""
+    try:
+        contract = get_embedding_contract(environ.get(EMBEDDING_CONTRACT_ENV) or "")
+    except ContractError as exc:
+        raise HandlerError(f"{EMBEDDING_CONTRACT_ENV}: {exc}") from None
+    directory = Path(model_dir)
+    if not (directory / "config.json").is_file():
+        raise HandlerError(f"{directory}: no config.json; package a model directory into model.tar.gz or set "
+                           "HF_MODEL_ID on the SageMaker model")
+    backend = _backend(directory, environ.get(BACKEND_ENV) or "auto")
+    if backend not in ("onnx", "torch"):
+        raise HandlerError(f"{BACKEND_ENV}={backend!r}: an embedding model runs with onnx or torch")
+    max_length = _int_env(environ, MAX_LENGTH_ENV, 0, 8) or None
+    try:
+        embedder = SentenceEmbedder(directory, backend=backend, max_length=max_length,
+                                    batch_size=_int_env(environ, BATCH_SIZE_ENV, 32, 1), device=_device(backend))
+    except (ScorerError, ImportError) as exc:
+        raise HandlerError(f"cannot load the embedding model from {directory}: {exc}") from exc
+    return EmbeddingHandler(contract, embedder, _int_env(environ, MAX_DOCUMENTS_ENV, 1000, 1))
 
 
 def _media(content_type: str | None) -> tuple[str, str | None]:
@@ -138,6 +191,18 @@ def input_fn(input_data: bytes | bytearray | str, content_type: str | None) -> b
     return bytes(input_data) if isinstance(input_data, bytearray) else input_data
 
 
+def read_texts(body: bytes | str, model: EmbeddingHandler) -> list[str]:
+    """The texts read as `serve` reads them (embedding_contracts.decode_texts), within the model's text bound."""
+    try:
+        texts = decode_texts(model.contract, body)
+    except ContractError as exc:
+        raise HandlerError(str(exc)) from None
+    if len(texts) > model.max_texts:
+        raise HandlerError(f"request has {len(texts)} texts; this endpoint embeds at most {model.max_texts} per "
+                           f"request ({MAX_DOCUMENTS_ENV})")
+    return texts
+
+
 def read_request(body: bytes | str, model: Handler) -> ScoreRequest:
     """The request read as `serve` reads it (contracts.decode_body), within the model's document bound."""
     try:
@@ -150,8 +215,11 @@ def read_request(body: bytes | str, model: Handler) -> ScoreRequest:
     return request
 
 
-def predict_fn(body: bytes | str, model: Handler) -> Any:
-    """The contract's answer: every pair scored, in input order, then shaped (and for ranked contracts sorted)."""
+def predict_fn(body: bytes | str, model: Handler | EmbeddingHandler) -> Any:
+    """The contract's answer: every pair scored, in input order, then shaped (and for ranked contracts sorted); for
+    an embedding model, one unit-length vector per text, in input order."""
+    if isinstance(model, EmbeddingHandler):
+        return model.contract.build_response(model.embedder.embed(read_texts(body, model)))
     request = read_request(body, model)
     scores = model.scorer.score(request.pairs)
     return model.contract.build_response(request, scores)

@@ -120,14 +120,20 @@ public final class MLCommonsGlue {
             throw new Failure("mlcommons", "Wrong input type");
         }
         if (docs.isEmpty()) {
-            // TextSimilarityInputDataSet constructor, before any script runs.
-            throw new Failure("mlcommons", "No text documents were provided");
+            // TextSimilarityInputDataSet / TextDocsInputDataSet constructors, before any script runs.
+            throw new Failure("mlcommons", query == null ? "empty docs" : "No text documents were provided");
         }
         Gson gson = mlGson(v);
         // escapeMLInput (2.12+): query_text and every text_docs[i] through processTextDoc.
         JsonObject input = new JsonObject();
-        input.addProperty("algorithm", "TEXT_SIMILARITY");
-        input.addProperty("query_text", processTextDoc(gson, query));
+        if (query == null) {
+            // A TextDocsInputDataSet (neural-search's text_embedding processor and neural query,
+            // _predict/text_embedding): only text_docs; MLInput.toXContent writes no query_text.
+            input.addProperty("algorithm", "TEXT_EMBEDDING");
+        } else {
+            input.addProperty("algorithm", "TEXT_SIMILARITY");
+            input.addProperty("query_text", processTextDoc(gson, query));
+        }
         JsonArray textDocs = new JsonArray();
         for (String doc : docs) {
             textDocs.add(processTextDoc(gson, doc));
@@ -771,6 +777,11 @@ public final class MLCommonsGlue {
         return req.has("escape_order") ? req.get("escape_order").getAsString() : "released";
     }
 
+    /** The query text, or null for a text-docs (embedding) input. */
+    static String query(JsonObject req) {
+        return req.has("query") && !req.get("query").isJsonNull() ? req.get("query").getAsString() : null;
+    }
+
     static Object dispatch(JsonObject req) {
         String op = req.get("op").getAsString();
         switch (op) {
@@ -780,12 +791,12 @@ public final class MLCommonsGlue {
                 compile(req.get("script").getAsString());
                 return "ok";
             case "run_preprocess":
-                return runPreprocess(req.get("script").getAsString(), req.get("query").getAsString(),
+                return runPreprocess(req.get("script").getAsString(), query(req),
                                      stringList(req.getAsJsonArray("docs")), version(req), order(req));
             case "preprocess_payload":
                 return preprocessPayload(req.get("script").getAsString(), req.get("request_body").getAsString(),
                                          stringMap(req.getAsJsonObject("connector_parameters")),
-                                         req.get("query").getAsString(), stringList(req.getAsJsonArray("docs")),
+                                         query(req), stringList(req.getAsJsonArray("docs")),
                                          version(req), order(req));
             case "postprocess":
                 return postprocess(req.get("script").getAsString(), req.get("response").getAsString(), version(req));

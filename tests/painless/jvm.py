@@ -104,7 +104,7 @@ class MLCommonsGlue:
         pre_script: str,
         request_body: str,
         connector_parameters: dict[str, str],
-        query: str,
+        query: str | None,
         docs: list[str],
         *,
         version: Version,
@@ -112,6 +112,7 @@ class MLCommonsGlue:
     ) -> str:
         """The payload text the endpoint receives: input escaping, script, parameter handling, substitution, checks.
 
+        `query` None is a text-docs input (an embedding model's: only `text_docs`), else a text-similarity one.
         `escape_order` "noescape-first" models the upstream proposal to consult no_escape_params before the
         is-it-JSON shortcut (MLCommonsGlue.escapeRemoteInferenceInputData).
         """
@@ -128,7 +129,8 @@ class MLCommonsGlue:
         assert isinstance(result, str)
         return result
 
-    def run_preprocess(self, pre_script: str, query: str, docs: list[str], *, version: Version) -> dict[str, Any]:
+    def run_preprocess(self, pre_script: str, query: str | None, docs: list[str], *,
+                       version: Version) -> dict[str, Any]:
         """The request parameters the script yields, after convertScriptStringToJsonString and escaping."""
         result = self._call({
             "op": "run_preprocess", "script": pre_script, "query": query, "docs": list(docs), "version": list(version),
