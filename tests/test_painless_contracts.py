@@ -11,6 +11,7 @@ import pytest
 from os_rerank.contracts import CONTRACT_NAMES, CONTRACTS, REQUEST_BODY
 from tests.painless.jvm import MLCommonsGlue, ScriptFailure
 from tests.painless.support import (
+    ADVERSARIAL,
     CONNECTOR_PARAMETERS,
     DATA,
     POST_VERSIONS,
@@ -23,29 +24,6 @@ from tests.painless.support import (
 )
 
 pytestmark = pytest.mark.painless  # layer 2 of the suite (README "Tests")
-
-ADVERSARIAL = [
-    'say "hi"',
-    "back\\slash \\\\ double",
-    'literal \\" and \\u0041 and \\n as text',
-    "tab\there cr\rhere lf\nhere",
-    "".join(chr(c) for c in range(0x20)) + "\x7f",
-    "line\u2028para\u2029end",
-    "<b>it's</b> & a=b > c",
-    "한국어 문서입니다",
-    "हिन्दी में एक दस्तावेज़",
-    "emoji 😀 astral 𝄞 𠀋",
-    "",
-    "${parameters.inputs}",
-    "${parameters.body}",
-    "$${x}",
-    "${parameters.region:-x}",
-    "$ alone, $$, ${",
-    "\\u0024{parameters.body}",
-    '{"a": 1}',
-    "[1, 2]",
-    "}]\"'",
-]
 
 
 def payload(glue: MLCommonsGlue, name: str, query: str, docs: list[str], version: tuple[int, int, int]) -> str:

@@ -31,7 +31,9 @@ from os_rerank.server import inference  # noqa: E402
 from os_rerank.server.app import EndpointServer  # noqa: E402
 from os_rerank.server.embedders import SentenceEmbedder, cached_onnx  # noqa: E402
 from tests.fakes.bert_reference import build_tiny_bert, reference_embeddings  # noqa: E402
-from tests.test_sagemaker_handler import run_toolkit  # noqa: E402
+from tests.support.toolkit import run_toolkit  # noqa: E402
+
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 
 TEXTS = ["What is the capital of the United States?", "대한민국의 수도는 서울이다", "भारत की राजधानी नई दिल्ली है",
          'quotes " and \\ backslashes ${parameters.body}', "control \x00\x1f\t\n\u2028 end", ""]

@@ -38,6 +38,8 @@ from os_rerank.server.embedders import MODEL_CACHE_ENV, SentenceEmbedder, load_e
 from os_rerank.server.scorers import LexicalScorer  # noqa: E402
 from tests.fakes.bert_reference import build_tiny_bert, reference_embeddings  # noqa: E402
 
+pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
+
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["What is the capital of the United States?", "대한민국의 수도는 서울이다", "भारत की राजधानी नई दिल्ली है",
          'quotes " and \\ backslashes ${parameters.body} \\u0022', "control \x00\x1f\t\n\u2028 end", ""]

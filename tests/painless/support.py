@@ -55,3 +55,27 @@ def endpoint_answer(contract: Contract, query: str, docs: Sequence[str], scores:
 def similarity_tensors(scores: Sequence[float]) -> list[dict[str, Any]]:
     """The tensors neural-search needs: one FLOAT32 "similarity" per document, in input order."""
     return [{"name": "similarity", "data_type": "FLOAT32", "shape": [1], "data": [s]} for s in scores]
+
+# Texts that break naive escaping or substitution: every contract must carry each one exactly.
+ADVERSARIAL = [
+    'say "hi"',
+    "back\\slash \\\\ double",
+    'literal \\" and \\u0041 and \\n as text',
+    "tab\there cr\rhere lf\nhere",
+    "".join(chr(c) for c in range(0x20)) + "\x7f",
+    "line\u2028para\u2029end",
+    "<b>it's</b> & a=b > c",
+    "한국어 문서입니다",
+    "हिन्दी में एक दस्तावेज़",
+    "emoji 😀 astral 𝄞 𠀋",
+    "",
+    "${parameters.inputs}",
+    "${parameters.body}",
+    "$${x}",
+    "${parameters.region:-x}",
+    "$ alone, $$, ${",
+    "\\u0024{parameters.body}",
+    '{"a": 1}',
+    "[1, 2]",
+    "}]\"'",
+]
