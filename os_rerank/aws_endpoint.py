@@ -24,6 +24,7 @@ from typing import Any
 
 from .config import AutoscalingConfig, Config
 from .errors import AwsError, ConfigError
+from .events import OnEvent, ignore, note
 from .model_artifact import (
     Artifact,
     delete_artifact,
@@ -37,8 +38,6 @@ from .model_artifact import (
 )
 from .model_artifact import hf_model_id as configured_model_id
 from .presets import OS_RERANK, PRESETS, STOCK, contract_warnings
-
-OnEvent = Callable[[str], None]
 
 # The Hugging Face PyTorch inference DLC the seeds deploy with the SageMaker SDK (transformers 4.37.0, PyTorch
 # 2.1.0, py310). Tags and registries follow the SageMaker SDK's image_uri_config/huggingface.json; the GPU image is
@@ -356,7 +355,7 @@ def wait_for_endpoint(
     clients: AwsClients,
     name: str,
     *,
-    on_event: OnEvent = lambda _: None,
+    on_event: OnEvent = ignore,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     timeout: float = TIMEOUT_SECONDS,
@@ -368,7 +367,7 @@ def wait_for_endpoint(
         described = _call("DescribeEndpoint", clients.sagemaker.describe_endpoint, EndpointName=name)
         status = described.get("EndpointStatus", "?")
         elapsed = clock() - start
-        on_event(f"endpoint {name}: {status} ({_duration(elapsed)})")
+        on_event(note(f"endpoint {name}: {status} ({_duration(elapsed)})"))
         if status == "InService":
             return dict(described)
         if status in ("Failed", "OutOfService"):
@@ -433,7 +432,7 @@ def deploy_endpoint(
     config: Config,
     clients: AwsClients | None = None,
     *,
-    on_event: OnEvent = lambda _: None,
+    on_event: OnEvent = ignore,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     timeout: float = TIMEOUT_SECONDS,
@@ -448,13 +447,13 @@ def deploy_endpoint(
             spec = endpoint_spec(config, artifact)
             ensure_artifact(clients, artifact, config.sagemaker.region, on_event)
     for warning in spec.warnings:
-        on_event(f"warning: {warning}")
+        on_event(note(f"warning: {warning}"))
     wait: dict[str, Any] = {"on_event": on_event, "sleep": sleep, "clock": clock, "timeout": timeout, "poll": poll}
 
     deployed = read_deployed(clients, spec.endpoint_name)
     status = (deployed.endpoint or {}).get("EndpointStatus")
     if status is not None and status not in _SETTLED:
-        on_event(f"endpoint {spec.endpoint_name} is {status}; waiting for it to settle")
+        on_event(note(f"endpoint {spec.endpoint_name} is {status}; waiting for it to settle"))
         _wait_settled(clients, spec.endpoint_name, **wait)
         deployed = read_deployed(clients, spec.endpoint_name)
         status = (deployed.endpoint or {}).get("EndpointStatus")
@@ -464,38 +463,38 @@ def deploy_endpoint(
         outcome = "created"
         _ensure_model(clients, spec, on_event)
         _ensure_endpoint_config(clients, spec, on_event)
-        on_event(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})")
+        on_event(note(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})"))
         _call("CreateEndpoint", clients.sagemaker.create_endpoint,
               EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
     elif status in ("Failed", "OutOfService"):
         outcome = "recreated"
         reason = deployed.endpoint.get("FailureReason") or "no reason given"
         changes.append(f"endpoint was {status} ({reason})")
-        on_event(f"endpoint {spec.endpoint_name} is {status} ({reason}); deleting it to create it again")
+        on_event(note(f"endpoint {spec.endpoint_name} is {status} ({reason}); deleting it to create it again"))
         _call("DeleteEndpoint", clients.sagemaker.delete_endpoint, EndpointName=spec.endpoint_name)
         _wait_gone(clients, spec.endpoint_name, **wait)
         _ensure_model(clients, spec, on_event)
         _ensure_endpoint_config(clients, spec, on_event)
-        on_event(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})")
+        on_event(note(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})"))
         _call("CreateEndpoint", clients.sagemaker.create_endpoint,
               EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
     else:
         changes = _differences(spec, deployed)
         if not changes:
             outcome = "unchanged"
-            on_event(f"endpoint {spec.endpoint_name} is InService and matches the config; nothing to change")
+            on_event(note(f"endpoint {spec.endpoint_name} is InService and matches the config; nothing to change"))
         else:
             outcome = "updated"
-            on_event(f"endpoint {spec.endpoint_name} differs: {'; '.join(changes)}")
+            on_event(note(f"endpoint {spec.endpoint_name} differs: {'; '.join(changes)}"))
             _ensure_model(clients, spec, on_event)
             _ensure_endpoint_config(clients, spec, on_event)
             # SageMaker refuses to change the instance type of a variant registered with Application Auto Scaling.
             had_target = _deregister_scaling(clients, spec, on_event)
-            on_event(f"updating endpoint {spec.endpoint_name} to config {spec.config_name}")
+            on_event(note(f"updating endpoint {spec.endpoint_name} to config {spec.config_name}"))
             _call("UpdateEndpoint", clients.sagemaker.update_endpoint,
                   EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
             if had_target and spec.autoscaling is None:
-                on_event("autoscaling was deregistered for the update and is not in the config; left off")
+                on_event(note("autoscaling was deregistered for the update and is not in the config; left off"))
 
     described = dict(deployed.endpoint or {})
     if outcome != "unchanged":
@@ -555,7 +554,7 @@ def _wait_gone(
                           EndpointName=name)
         if described is None:
             return
-        on_event(f"endpoint {name}: {described.get('EndpointStatus')} ({_duration(clock() - start)})")
+        on_event(note(f"endpoint {name}: {described.get('EndpointStatus')} ({_duration(clock() - start)})"))
         if clock() - start >= timeout:
             raise AwsError(f"endpoint {name} is still {described.get('EndpointStatus')} after "
                            f"{_duration(clock() - start)}")
@@ -565,12 +564,12 @@ def _wait_gone(
 def _ensure_model(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> None:
     sm = clients.sagemaker
     if _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None:
-        on_event(f"model {spec.model_name} exists")
+        on_event(note(f"model {spec.model_name} exists"))
         return
     what = spec.model_data_url or spec.environment.get("HF_MODEL_ID")
     if spec.model_data_url and "HF_MODEL_ID" in spec.environment:
         what = f"{spec.environment['HF_MODEL_ID']} with {spec.model_data_url}"
-    on_event(f"creating model {spec.model_name} ({what} on {spec.image_uri})")
+    on_event(note(f"creating model {spec.model_name} ({what} on {spec.image_uri})"))
     _call("CreateModel", sm.create_model, role_arn=spec.role_arn, ModelName=spec.model_name,
           PrimaryContainer=primary_container(spec), ExecutionRoleArn=spec.role_arn)
 
@@ -588,9 +587,9 @@ def _ensure_endpoint_config(clients: AwsClients, spec: EndpointSpec, on_event: O
     existing = _call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
                      EndpointConfigName=spec.config_name)
     if existing is not None:
-        on_event(f"endpoint config {spec.config_name} exists")
+        on_event(note(f"endpoint config {spec.config_name} exists"))
         return
-    on_event(f"creating endpoint config {spec.config_name} ({spec.instance_count} x {spec.instance_type})")
+    on_event(note(f"creating endpoint config {spec.config_name} ({spec.instance_count} x {spec.instance_type})"))
     _call("CreateEndpointConfig", sm.create_endpoint_config, EndpointConfigName=spec.config_name,
           ProductionVariants=[{
               "VariantName": spec.variant_name,
@@ -614,11 +613,11 @@ def _delete_replaced(config: Config, clients: AwsClients, spec: EndpointSpec, be
     sm = clients.sagemaker
     old_config = (before.endpoint_config or {}).get("EndpointConfigName")
     if old_config and old_config != spec.config_name and _owned(old_config, spec.endpoint_name):
-        on_event(f"deleting replaced endpoint config {old_config}")
+        on_event(note(f"deleting replaced endpoint config {old_config}"))
         _call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True, EndpointConfigName=old_config)
     for model, described in before.models.items():
         if model != spec.model_name and _owned(model, spec.endpoint_name):
-            on_event(f"deleting replaced model {model}")
+            on_event(note(f"deleting replaced model {model}"))
             _call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model)
             old_data = replaced_artifact(config, spec, described)
             if old_data is not None and clients.s3 is not None:
@@ -665,7 +664,7 @@ def _ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCo
     aas = clients.autoscaling
     have = read_scaling(clients, spec.endpoint_name, spec.variant_name)
     if have is None or (have["min"], have["max"]) != (want.min, want.max):
-        on_event(f"registering autoscaling {want.min}..{want.max} instances for {spec.resource_id}")
+        on_event(note(f"registering autoscaling {want.min}..{want.max} instances for {spec.resource_id}"))
         _call("RegisterScalableTarget", aas.register_scalable_target, ServiceNamespace="sagemaker",
               ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION,
               MinCapacity=want.min, MaxCapacity=want.max)
@@ -674,10 +673,10 @@ def _ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCo
     current = None if have is None else (have["policy"], have["metric"], have["target"], have["scale_in_cooldown"],
                                          have["scale_out_cooldown"])
     if current == wanted:
-        on_event(f"autoscaling of {spec.resource_id} matches the config")
+        on_event(note(f"autoscaling of {spec.resource_id} matches the config"))
         return
-    on_event(f"putting scaling policy {spec.policy_name}: {want.target_invocations_per_instance:g} invocations "
-             "per instance per minute")
+    on_event(note(f"putting scaling policy {spec.policy_name}: {want.target_invocations_per_instance:g} invocations "
+             "per instance per minute"))
     _call("PutScalingPolicy", aas.put_scaling_policy, PolicyName=spec.policy_name, ServiceNamespace="sagemaker",
           ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
           TargetTrackingScalingPolicyConfiguration={
@@ -692,7 +691,7 @@ def _deregister_scaling(clients: AwsClients, spec: EndpointSpec, on_event: OnEve
     """Deregister the variant's scalable target (and so its policies); whether there was one."""
     if read_scaling(clients, spec.endpoint_name, spec.variant_name) is None:
         return False
-    on_event(f"deregistering autoscaling of {spec.resource_id}")
+    on_event(note(f"deregistering autoscaling of {spec.resource_id}"))
     _call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
           ServiceNamespace="sagemaker", ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION)
     return True
@@ -750,7 +749,7 @@ def delete_endpoint(
     config: Config,
     clients: AwsClients | None = None,
     *,
-    on_event: OnEvent = lambda _: None,
+    on_event: OnEvent = ignore,
 ) -> DeleteResult:
     """Delete the endpoint, its autoscaling, its endpoint config and model, and configs/models os-rerank made for it."""
     clients = clients or aws_clients(config)
@@ -768,10 +767,10 @@ def delete_endpoint(
             _call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
                   ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=_SCALABLE_DIMENSION)
             deleted.append(f"autoscaling {rid}")
-            on_event(f"deregistered autoscaling of {rid}")
+            on_event(note(f"deregistered autoscaling of {rid}"))
         _call("DeleteEndpoint", sm.delete_endpoint, missing_ok=True, EndpointName=name)
         deleted.append(f"endpoint {name}")
-        on_event(f"deleted endpoint {name}")
+        on_event(note(f"deleted endpoint {name}"))
     configs = {str(deployed.endpoint["EndpointConfigName"])} if deployed.endpoint else set()
     listed = _call("ListEndpointConfigs", sm.list_endpoint_configs, NameContains=name[:54].rstrip("-"),
                    MaxResults=100).get("EndpointConfigs", [])
@@ -789,12 +788,12 @@ def delete_endpoint(
                      EndpointConfigName=config_name)
         (missing if gone is None else deleted).append(f"endpoint config {config_name}")
         if gone is not None:
-            on_event(f"deleted endpoint config {config_name}")
+            on_event(note(f"deleted endpoint config {config_name}"))
     for model_name in sorted(models):
         gone = _call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model_name)
         (missing if gone is None else deleted).append(f"model {model_name}")
         if gone is not None:
-            on_event(f"deleted model {model_name}")
+            on_event(note(f"deleted model {model_name}"))
     # Every archive os-rerank uploaded for this endpoint, also ones an earlier deploy left behind; S3 is not read
     # for an endpoint that never had one (a stock deploy needs no S3 permission).
     had_archive = any(isinstance(url := (m.get("PrimaryContainer") or {}).get("ModelDataUrl"), str)

@@ -18,7 +18,7 @@ from . import __version__
 from .config import ENV_OVERRIDES, Config, load_config
 from .contracts import CONTRACT_NAMES
 from .errors import ExitStatus, Interrupted, LocalNodeError, OsRerankError, UsageError
-from .output import Env, print_json, print_rendered, redact, table
+from .output import Env, print_json, print_rendered, progress, redact, table
 
 Handler = Callable[[argparse.Namespace, Env], int]
 
@@ -141,7 +141,7 @@ def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
     for warning in credential_warnings(credential, aws_managed=is_aws_managed(config)):
         env.err(f"os-rerank: warning: {warning}")
     cluster = open_cluster(config)
-    on_event = None if args.json else (lambda event: env.out(event.line()))
+    on_event = None if args.json else progress(env)
     result = run_setup(cluster, config, credential, on_event=on_event, run_verify=not args.no_verify,
                        deploy_timeout=args.timeout)
     if args.json:
@@ -194,8 +194,8 @@ def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
     from .teardown import teardown
 
     config = _config(args, env)
-    on_step = None if args.json else (lambda step: env.out(step.line()))
-    report = teardown(open_cluster(config), config, keep_index=args.keep_index, on_step=on_step)
+    on_event = None if args.json else progress(env)
+    report = teardown(open_cluster(config), config, keep_index=args.keep_index, on_event=on_event)
     if args.json:
         print_json(env, report.to_dict())
     else:
@@ -222,7 +222,7 @@ def _cmd_promote(args: argparse.Namespace, env: Env) -> int:
     from .provision import open_cluster
 
     cluster = open_cluster(config)
-    on_event = None if args.json else env.err
+    on_event = None if args.json else progress(env)
     if args.command == "rollback":
         result = run_rollback(cluster, config, index=index, dry_run=args.dry_run, on_event=on_event)
     else:
@@ -266,7 +266,7 @@ def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Conf
 
     def gate() -> Any:
         report = run_eval(cluster, config, queries, qrels, depths=[args.depth], corpus=corpus,
-                          corpus_name=args.corpus, on_event=env.err)
+                          corpus_name=args.corpus, on_event=progress(env))
         return evaluate_gate(report.to_json(), metric=args.metric, min_gain=args.require_gain)
 
     return gate
@@ -343,7 +343,7 @@ def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
     corpus = (load_corpus(args.corpus, config.pipeline.document_fields, config.index.fields)
               if args.corpus else None)
     report = run_eval(connect(config), config, queries, qrels, depths=depths, corpus=corpus,
-                      corpus_name=args.corpus, on_event=env.err)
+                      corpus_name=args.corpus, on_event=progress(env))
     if args.plot:
         plot_report(report, args.plot)
         env.err(f"eval: plot written to {args.plot}")
@@ -497,7 +497,7 @@ def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
         env.out(table([[s.operation, s.target, s.reason] for s in plan.steps], ["operation", "target", "why"]))
         return EXIT_OK
     if args.action == "deploy":
-        result = aws_endpoint.deploy_endpoint(config, clients, on_event=env.err, timeout=args.timeout)
+        result = aws_endpoint.deploy_endpoint(config, clients, on_event=progress(env), timeout=args.timeout)
         if args.json:
             print_json(env, result.to_json())
             return EXIT_OK
@@ -517,7 +517,7 @@ def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
         rows = [[key, _status_cell(value)] for key, value in status.items() if value is not None]
         env.out(table(rows, ["field", "value"]))
         return EXIT_OK
-    deleted = aws_endpoint.delete_endpoint(config, clients, on_event=env.err)
+    deleted = aws_endpoint.delete_endpoint(config, clients, on_event=progress(env))
     if args.json:
         print_json(env, deleted.to_json())
         return EXIT_OK
@@ -547,7 +547,7 @@ def _cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
     env.secrets.update(cred.secrets())
     for warning in credential_warnings(cred, aws_managed=is_aws_managed(config)):
         env.err(f"os-rerank: warning: {warning}")
-    result = rotate_credentials(connect(config), config, cred, on_event=env.err,
+    result = rotate_credentials(connect(config), config, cred, on_event=progress(env),
                                 verify=None if args.no_verify else predict_roundtrip)
     if args.json:
         print_json(env, result.to_json())
@@ -586,7 +586,7 @@ def _local_action(args: argparse.Namespace, env: Env, home: object) -> int:
         try:
             result = local.up(ask, home=home, cache_root=local.default_cache(env.environ), environ=env.environ,
                               repository=args.repository, fresh=args.fresh, timeout=args.timeout,
-                              progress=lambda line: env.err(f"local: {line}"))
+                              progress=progress(env, "local: "))
         except KeyboardInterrupt:
             raise Interrupted("interrupted: the node that was starting is stopped, and no partial download or build "
                               "remains", fix="run `os-rerank local up` again") from None

@@ -27,10 +27,10 @@ from typing import Any
 
 from .config import Config
 from .errors import AwsError, ConfigError
+from .events import OnEvent, note
 from .model_archive import ARCHIVE_NAME, ModelArchive, ModelDirError, build_model_archive
 from .presets import OS_RERANK, PRESETS, handler_for
 
-OnEvent = Callable[[str], None]
 SUBMIT_DIRECTORY = "/opt/ml/model/code"
 _SHA_META = "sha256"
 # boto3's managed transfer: one PutObject up to this size, multipart above (a bge-large archive is ~2 GB).
@@ -180,17 +180,17 @@ def ensure_artifact(clients: Any, artifact: Artifact, region: str, on_event: OnE
 
     writes = artifact_writes(clients, artifact)
     if not writes:
-        on_event(f"{artifact.url} exists with the same sha256; not uploaded")
+        on_event(note(f"{artifact.url} exists with the same sha256; not uploaded"))
         return
     s3 = clients.s3
     if writes[0][0] == "CreateBucket":
-        on_event(f"creating S3 bucket {artifact.bucket}")
+        on_event(note(f"creating S3 bucket {artifact.bucket}"))
         # us-east-1 refuses a LocationConstraint naming itself; every other region needs one.
         extra: dict[str, Any] = {}
         if region != "us-east-1":
             extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
         _call("CreateBucket", s3.create_bucket, Bucket=artifact.bucket, **extra)
-    on_event(f"uploading {artifact.url} ({artifact.size} bytes, sha256 {artifact.sha256[:16]})")
+    on_event(note(f"uploading {artifact.url} ({artifact.size} bytes, sha256 {artifact.sha256[:16]})"))
     from boto3.s3.transfer import TransferConfig
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -222,7 +222,7 @@ def delete_artifact(clients: Any, url: str, on_event: OnEvent) -> bool:
     if _exists("HeadObject", clients.s3.head_object, Bucket=bucket, Key=key) is None:
         return False
     _call("DeleteObject", clients.s3.delete_object, Bucket=bucket, Key=key)
-    on_event(f"deleted {url}")
+    on_event(note(f"deleted {url}"))
     return True
 
 
@@ -246,7 +246,7 @@ def delete_artifacts(config: Config, clients: Any, on_event: OnEvent) -> list[st
             if owned_key(config, key):
                 _call("DeleteObject", s3.delete_object, Bucket=bucket, Key=key)
                 deleted.append(f"s3://{bucket}/{key}")
-                on_event(f"deleted s3://{bucket}/{key}")
+                on_event(note(f"deleted s3://{bucket}/{key}"))
         if not page.get("IsTruncated"):
             return deleted
         token = {"ContinuationToken": str(page["NextContinuationToken"])}

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from .events import Event, OnEvent
 from .render import Rendered
 
 
@@ -63,6 +64,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     text = _SECRET_PATTERNS[0].sub("***", text)
     text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***@", text)
     return _SECRET_PATTERNS[2].sub(lambda m: m.group(1) + m.group(2) + "***", text)
+
+
+def progress(env: Env, prefix: str = "") -> OnEvent:
+    """The callback a command hands the library: each event one line on stderr, so stdout keeps only the result."""
+    def show(event: Event) -> None:
+        env.err(prefix + event.line())
+    return show
 
 
 def print_json(env: Env, value: Any) -> None:
