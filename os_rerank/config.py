@@ -288,7 +288,7 @@ class DeployConfig(_Strict):
 
     preset: Literal[PRESET_NAMES] | None = None  # type: ignore[valid-type]
     hf_model_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")] | None = None
-    # Default: the Hugging Face PyTorch inference image for the region (aws_endpoint.default_image_uri).
+    # Default: the Hugging Face PyTorch inference image for the region (aws_spec.default_image_uri).
     image_uri: NonEmpty | None = None
     # Default: the preset's instance type, else ml.m5.xlarge.
     instance_type: Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")] | None = None

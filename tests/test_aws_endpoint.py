@@ -378,9 +378,9 @@ def test_the_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
 
 def test_deregistering_a_missing_scalable_target_is_tolerated(tmp_path: Path, clients: AwsClients) -> None:
     spec = aws_endpoint.endpoint_spec(load(tmp_path))
-    gone = aws_endpoint._call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target,
-                              missing_ok=True, ServiceNamespace="sagemaker", ResourceId=spec.resource_id,
-                              ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+    gone = aws_endpoint.call_aws("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target,
+                                 missing_ok=True, ServiceNamespace="sagemaker", ResourceId=spec.resource_id,
+                                 ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     assert gone is None
 
 
