@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
 from .errors import ClusterError, Interrupted, OsRerankError
+from .events import Event, OnEvent  # re-exported: apply's events are the one event type
 from .permissions import explain_denied
 from .plan import CREATE, REPLACE, UPDATE, Action, Plan
 from .render import (
@@ -40,30 +40,6 @@ DEPLOY_TIMEOUT_SECONDS = 120.0
 # "The ML encryption master key has not been initialized yet. Please retry after waiting for 10 seconds."
 MASTER_KEY_ATTEMPTS = 6
 MASTER_KEY_WAIT_FACTOR = 4  # waits are RETRY_BASE_SECONDS * factor * 2**k: 2 s, 4 s, 8 s ... by default
-
-SYMBOLS = {"create": "+", "update": "~", "deploy": "~", "undeploy": "~", "load": "~", "delete": "-", "retry": "!",
-           "wait": ".", "unchanged": "="}
-
-
-@dataclass(frozen=True)
-class Event:
-    """One thing apply did (or is waiting on); `line()` is how the CLI shows it."""
-
-    kind: str
-    resource: str
-    name: str
-    message: str
-    id: str | None = None
-
-    def line(self) -> str:
-        return f"{SYMBOLS.get(self.kind, '*')} {self.message}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "resource": self.resource, "name": self.name, "id": self.id,
-                "message": self.message}
-
-
-OnEvent = Callable[[Event], None]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Each step is one AWS write operation, named as `DeployResult.writes` names it, with its target, why, and (for
 CreateModel, CreateEndpointConfig and PutObject) what would be sent; a matching endpoint gives one `no change`
-step. The decisions are deploy_endpoint's own (the same spec, `_differences`, `_owned`, `replaced_artifact`), and
+step. The decisions are deploy_endpoint's own (the same spec, `differences`, `is_owned`, `replaced_artifact`), and
 tests/test_aws_handler_deploy.py holds the plan to what a deploy then sends, operation by operation.
 """
 
@@ -11,18 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .aws_endpoint import (
-    _SETTLED,
-    AwsClients,
+from .aws_calls import AwsClients, aws_clients, call_aws
+from .aws_scaling import read_scaling
+from .aws_spec import (
+    SETTLED,
     EndpointSpec,
-    _call,
-    _differences,
-    _owned,
-    aws_clients,
+    differences,
     endpoint_spec,
+    is_owned,
     primary_container,
     read_deployed,
-    read_scaling,
     replaced_artifact,
 )
 from .config import Config
@@ -88,9 +86,9 @@ def _plan(config: Config, clients: AwsClients, spec: EndpointSpec, steps: list[D
     sm = clients.sagemaker
     deployed = read_deployed(clients, spec.endpoint_name)
     status = (deployed.endpoint or {}).get("EndpointStatus")
-    model_exists = _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None
-    config_exists = _call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
-                          EndpointConfigName=spec.config_name) is not None
+    model_exists = call_aws("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None
+    config_exists = call_aws("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
+                             EndpointConfigName=spec.config_name) is not None
 
     def create_model_and_config() -> None:
         if not model_exists:
@@ -107,7 +105,7 @@ def _plan(config: Config, clients: AwsClients, spec: EndpointSpec, steps: list[D
     if deployed.endpoint is None:
         create_model_and_config()
         steps.append(DeployStep("CreateEndpoint", spec.endpoint_name, "no such endpoint"))
-    elif status is not None and status not in _SETTLED:
+    elif status is not None and status not in SETTLED:
         steps.append(DeployStep(NO_CHANGE, spec.endpoint_name, f"endpoint is {status}: deploy waits for it to "
                                 "settle, then decides; plan again then"))
         return _done(spec, steps, archive)
@@ -116,7 +114,7 @@ def _plan(config: Config, clients: AwsClients, spec: EndpointSpec, steps: list[D
         create_model_and_config()
         steps.append(DeployStep("CreateEndpoint", spec.endpoint_name, "created again"))
     else:
-        changes = _differences(spec, deployed)
+        changes = differences(spec, deployed)
         scaling = read_scaling(clients, spec.endpoint_name, spec.variant_name)
         if not changes:
             steps.append(DeployStep(NO_CHANGE, spec.endpoint_name, "InService and matches the config"))
@@ -128,10 +126,10 @@ def _plan(config: Config, clients: AwsClients, spec: EndpointSpec, steps: list[D
                 scaling = None
             steps.append(DeployStep("UpdateEndpoint", spec.endpoint_name, "; ".join(changes)))
             old_config = (deployed.endpoint_config or {}).get("EndpointConfigName")
-            if old_config and old_config != spec.config_name and _owned(old_config, spec.endpoint_name):
+            if old_config and old_config != spec.config_name and is_owned(old_config, spec.endpoint_name):
                 steps.append(DeployStep("DeleteEndpointConfig", old_config, "replaced"))
             for model, described in deployed.models.items():
-                if model != spec.model_name and _owned(model, spec.endpoint_name):
+                if model != spec.model_name and is_owned(model, spec.endpoint_name):
                     steps.append(DeployStep("DeleteModel", model, "replaced"))
                     old_data = replaced_artifact(config, spec, described)
                     if old_data is not None and clients.s3 is not None:

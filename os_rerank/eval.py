@@ -8,7 +8,7 @@ to the reranker. Progress reaches the caller through `on_event`; this module nev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from .cluster import Cluster
 from .config import Config
 from .documents import json_object, parse_documents, read_lines
 from .errors import ClusterError, ConfigError, UsageError
+from .events import OnEvent, ignore, note
 from .metrics import hit_rate, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 from .permissions import explain_denied
 from .search import Page, build_search_body, execute, first_stage_query
@@ -28,8 +29,6 @@ BULK_CHUNK = 500
 RUNS = ("without", "reranked")
 
 Qrels = dict[str, dict[str, int]]
-OnEvent = Callable[[str], None]
-
 
 @dataclass(frozen=True)
 class Query:
@@ -232,7 +231,7 @@ def prepare_documents(
     corpus: list[dict[str, Any]] | None,
     *,
     corpus_name: str | None = None,
-    on_event: OnEvent = lambda _: None,
+    on_event: OnEvent = ignore,
 ) -> Documents:
     """The index to evaluate on: the test index, or `<index>-eval` holding `corpus` (reused when the count matches)."""
     from .render import bulk_body, index_body
@@ -246,13 +245,13 @@ def prepare_documents(
     name = eval_index_name(config)
     count = _count(cluster, name)
     if count == len(corpus):
-        on_event(f"eval: index {name} already holds {count} documents; reusing it")
+        on_event(note(f"eval: index {name} already holds {count} documents; reusing it"))
         return Documents(name, count, corpus_name, "reused")
     eval_config = config.model_copy(update={"index": config.index.model_copy(update={"name": name})})
     if count is not None:
-        on_event(f"eval: index {name} holds {count} documents, the corpus {len(corpus)}; recreating it")
+        on_event(note(f"eval: index {name} holds {count} documents, the corpus {len(corpus)}; recreating it"))
         cluster.request("DELETE", f"/{name}")
-    on_event(f"eval: loading {len(corpus)} documents into {name}")
+    on_event(note(f"eval: loading {len(corpus)} documents into {name}"))
     cluster.request("PUT", f"/{name}", body=index_body(eval_config))
     for start in range(0, len(corpus), BULK_CHUNK):
         chunk = corpus[start : start + BULK_CHUNK]
@@ -298,7 +297,7 @@ def run_eval(
     depths: Sequence[int] = DEFAULT_DEPTHS,
     corpus: list[dict[str, Any]] | None = None,
     corpus_name: str | None = None,
-    on_event: OnEvent = lambda _: None,
+    on_event: OnEvent = ignore,
 ) -> EvalReport:
     """Every judged query with and without reranking at every depth, scored and timed."""
     check_depths(config, depths)
@@ -342,7 +341,7 @@ def run_eval(
                     "without": [h.id for h in plain.hits],
                     "reranked": [h.id for h in (reranked or plain).hits],
                 }
-            on_event(f"eval: depth {depth}: queries {start + 1}-{start + len(batch)} of {len(judged)} done")
+            on_event(note(f"eval: depth {depth}: queries {start + 1}-{start + len(batch)} of {len(judged)} done"))
 
     rows = []
     for depth in depths:

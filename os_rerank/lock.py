@@ -24,13 +24,12 @@ from typing import Any
 from .cluster import Cluster
 from .config import Config
 from .errors import ClusterError
+from .events import Event, OnEvent
 
 PREFIX = "os-rerank-lock-"
 STALE_SECONDS = 900.0
 WAIT_SECONDS = 300.0
 POLL_SECONDS = 1.0
-
-Note = Callable[[str], None]
 
 
 def lock_name(config: Config) -> str:
@@ -41,10 +40,15 @@ def lock_name(config: Config) -> str:
 
 
 @contextlib.contextmanager
-def held(cluster: Cluster, config: Config, command: str, note: Note | None = None, *,
+def held(cluster: Cluster, config: Config, command: str, on_event: OnEvent | None = None, *,
          wait: float = WAIT_SECONDS, clock: Callable[[], float] = time.time) -> Iterator[None]:
     """Hold the lock for `config`'s resources while the block runs; ClusterError if another holder keeps it."""
     name = lock_name(config)
+
+    def note(message: str, kind: str = "wait") -> None:
+        if on_event is not None:
+            on_event(Event(kind, "lock", name, message))
+
     owner = f"{socket.gethostname()}:{os.getpid()}"
     deadline = clock() + wait
     said = 0.0
@@ -61,9 +65,8 @@ def held(cluster: Cluster, config: Config, command: str, note: Note | None = Non
         holder = _holder(cluster, name)
         age = clock() - float(holder.get("since") or clock())
         if age > STALE_SECONDS or _abandoned(holder):
-            if note:
-                gone = "" if age > STALE_SECONDS else ", which no longer runs"
-                note(f"taking over the lock {name}, left {age:.0f}s ago by {_who(holder)}{gone}")
+            gone = "" if age > STALE_SECONDS else ", which no longer runs"
+            note(f"taking over the lock {name}, left {age:.0f}s ago by {_who(holder)}{gone}")
             cluster.request("DELETE", f"/{name}", missing_ok=True, bookkeeping=True)
             continue
         if clock() >= deadline:
@@ -72,7 +75,7 @@ def held(cluster: Cluster, config: Config, command: str, note: Note | None = Non
                 f"for {age:.0f}s",
                 fix=f"wait for it to finish; if it was killed, delete the index {name} (it is taken over after "
                 f"{STALE_SECONDS:.0f}s)")
-        if note and clock() - said >= 10:
+        if clock() - said >= 10:
             said = clock()
             note(f"waiting for another os-rerank {holder.get('command', 'command')} ({_who(holder)}, "
                  f"{age:.0f}s) to finish with these resources")
@@ -83,9 +86,8 @@ def held(cluster: Cluster, config: Config, command: str, note: Note | None = Non
         try:
             cluster.request("DELETE", f"/{name}", missing_ok=True, bookkeeping=True)
         except ClusterError as exc:
-            if note:
-                note(f"could not release the lock {name} ({exc.message}); delete that index, or the next run on "
-                     f"these resources waits for it (up to {STALE_SECONDS:.0f}s)")
+            note(f"could not release the lock {name} ({exc.message}); delete that index, or the next run on "
+                 f"these resources waits for it (up to {STALE_SECONDS:.0f}s)", "failed")
 
 
 def _holder(cluster: Cluster, name: str) -> dict[str, Any]:

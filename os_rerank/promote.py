@@ -25,6 +25,7 @@ from typing import Any
 
 from .cluster import Cluster
 from .errors import ClusterError, UsageError
+from .events import Event, OnEvent, note
 from .search import NO_PIPELINE
 
 DEFAULT_PIPELINE = "index.search.default_pipeline"
@@ -34,8 +35,6 @@ ROLLBACK = "rollback"
 # Characters OpenSearch refuses in an index name (MetadataCreateIndexService.validateIndexOrAliasName), and the ones
 # that would change the request path.
 _BAD_INDEX_CHARS = set('\\/*?"<>| ,#:%')
-
-OnEvent = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ def apply_change(cluster: Cluster, change: Change, on_event: OnEvent | None = No
     for write in change.writes:
         cluster.request(write.method, write.path, body=write.body)
         if on_event is not None:
-            on_event(f"~ {write.method} {write.path}: {write.reason}")
+            on_event(Event("update", "request", write.path, f"{write.method} {write.path}: {write.reason}"))
     return len(change.writes)
 
 
@@ -310,7 +309,7 @@ def run_promote(cluster: Cluster, config: Any, *, index: str, dry_run: bool = Fa
                           fix="fix the endpoint (`os-rerank verify` shows the same check), then promote again")
     result.verified = True
     if on_event is not None:
-        on_event("verify: predict roundtrip and reranked search ok")
+        on_event(note("verify: predict roundtrip and reranked search ok"))
     if gate is not None:
         result.gate = gate()
         if not result.gate.passed:

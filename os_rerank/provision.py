@@ -8,11 +8,12 @@ from typing import Any
 
 from . import lock
 from .access import require_access
-from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, Event, OnEvent, apply_plan
+from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, apply_plan
 from .cluster import Cluster, connect
 from .config import Config
 from .credentials import ConnectorCredential
 from .errors import ClusterError
+from .events import OnEvent
 from .mlcommons import MODELS, find_by_name
 from .plan import Plan, desired_state, make_plan
 from .preflight import ClusterInfo, is_private_host, preflight
@@ -71,13 +72,9 @@ def run_setup(cluster: Cluster, config: Config, credential: ConnectorCredential,
     Planning and applying hold the lock of these resources (lock.py), so a second setup at the same time waits and
     then finds everything made: never two connectors.
     """
-    def note(message: str) -> None:
-        if on_event is not None:
-            on_event(Event("wait", "lock", lock.lock_name(config), message))
-
     preflight(cluster)  # a cluster that cannot rerank is refused before anything, the lock included, is written
     require_access(cluster, config, ("setup",))  # so is a user who lacks permissions: all of them named at once
-    with lock.held(cluster, config, "setup", note):
+    with lock.held(cluster, config, "setup", on_event):
         plan = plan_setup(cluster, config, private_host=private_host, check_access=False)
         applied = apply_plan(plan, cluster, config, credential, on_event, deploy_timeout=deploy_timeout)
     writes = len(cluster.writes())

@@ -18,8 +18,8 @@ from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
 from .errors import ClusterError, OsRerankError, VerifyError
+from .events import OnEvent, ignore, note
 
-OnEvent = Callable[[str], None]
 # verify(cluster, config, model_id) raises when the roundtrip fails; default: `predict_roundtrip`.
 Verify = Callable[[Cluster, Config, str], None]
 
@@ -106,7 +106,7 @@ def rotate_credentials(
     config: Config,
     cred: ConnectorCredential,
     *,
-    on_event: OnEvent = lambda _: None,
+    on_event: OnEvent = ignore,
     verify: Verify | None = predict_roundtrip,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
@@ -118,7 +118,7 @@ def rotate_credentials(
 
     def step(text: str) -> None:
         steps.append(text)
-        on_event(text)
+        on_event(note(text))
 
     with lock.held(cluster, config, "rotate-credentials", on_event):
         return _rotate(cluster, config, cred, steps, step, verify,

@@ -19,6 +19,7 @@ from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
 from .errors import ClusterError, OsRerankError
+from .events import Event, OnEvent
 
 DELETED = "deleted"
 GONE = "already gone"
@@ -38,12 +39,13 @@ class TeardownStep:
     outcome: str
     detail: str = ""
 
-    def line(self) -> str:
-        symbols = {DELETED: "-", UNDEPLOYED: "~", RESTORED: "~", GONE: "=", KEPT: "=", FAILED: "!"}
-        symbol = symbols.get(self.outcome, "*")
+    def event(self) -> Event:
+        kinds = {DELETED: "delete", UNDEPLOYED: "undeploy", RESTORED: "update", GONE: "unchanged", KEPT: "unchanged",
+                 FAILED: "failed"}
         ident = f" (id {self.id})" if self.id and self.id != self.name else ""
         tail = f": {self.detail}" if self.detail else ""
-        return f"{symbol} {self.resource} {self.name}{ident} {self.outcome}{tail}"
+        return Event(kinds.get(self.outcome, self.outcome), self.resource, self.name,
+                     f"{self.resource} {self.name}{ident} {self.outcome}{tail}", self.id)
 
     def to_dict(self) -> dict[str, Any]:
         return {"resource": self.resource, "name": self.name, "id": self.id, "outcome": self.outcome,
@@ -64,18 +66,18 @@ class TeardownReport:
 
 
 def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
-             on_step: Callable[[TeardownStep], None] | None = None) -> TeardownReport:
+             on_event: OnEvent | None = None) -> TeardownReport:
     """Remove the resources `config` names; never raises for one resource, reports it instead.
 
     Holds the lock of these resources (lock.py) while it works, so it never races a setup.
     """
     report = TeardownReport()
-    with lock.held(cluster, config, "teardown", report.notes.append):
-        _teardown(cluster, config, keep_index, on_step, report)
+    with lock.held(cluster, config, "teardown", lambda event: report.notes.append(event.message)):
+        _teardown(cluster, config, keep_index, on_event, report)
     return report
 
 
-def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Callable[[TeardownStep], None] | None,
+def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_event: OnEvent | None,
               report: TeardownReport) -> None:
 
     def step(resource: str, name: str, id: str | None, action: Callable[[], str], detail: str = "") -> None:
@@ -86,8 +88,8 @@ def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Calla
             fix = f" (fix: {exc.fix})" if exc.fix else ""
             item = TeardownStep(resource, name, id, FAILED, exc.message + fix)
         report.steps.append(item)
-        if on_step is not None:
-            on_step(item)
+        if on_event is not None:
+            on_event(item.event())
 
     def delete(path: str) -> Callable[[], str]:
         def run() -> str:
@@ -115,7 +117,7 @@ def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Calla
         if report.steps[-1].outcome in (DELETED, GONE):
             deleted.setdefault(kind, (name, []))[1].append(found.id)
 
-    models = _find(cluster, ml.MODELS, config.model.name, report, on_step)
+    models = _find(cluster, ml.MODELS, config.model.name, report, on_event)
     for model in models or ():
         if model.model_state in ml.LOADED_STATES:
             step("model", config.model.name, model.id, _undeploy(cluster, model.id), f"was {model.model_state}")
@@ -124,14 +126,14 @@ def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Calla
     if models is not None and not models:
         step("model", config.model.name, None, lambda: GONE)
 
-    connectors = _find(cluster, ml.CONNECTORS, config.connector.name, report, on_step)
+    connectors = _find(cluster, ml.CONNECTORS, config.connector.name, report, on_event)
     for connector in connectors or ():
         delete_found(ml.CONNECTORS, "connector", config.connector.name, connector)
     if connectors is not None and not connectors:
         step("connector", config.connector.name, None, lambda: GONE)
 
     if config.model.group:
-        groups = _find(cluster, ml.MODEL_GROUPS, config.model.group, report, on_step)
+        groups = _find(cluster, ml.MODEL_GROUPS, config.model.group, report, on_event)
         for group in groups or ():
             try:  # read by id: the models just deleted are gone, whatever the (lagging) search still says
                 left = [m.id for m in _models_in_group(cluster, group.id)]
@@ -224,14 +226,14 @@ def _undeploy(cluster: Cluster, model_id: str) -> Callable[[], str]:
 
 
 def _find(cluster: Cluster, kind: str, name: str, report: TeardownReport,
-          on_step: Callable[[TeardownStep], None] | None) -> Any:
+          on_event: OnEvent | None) -> Any:
     try:
         return ml.find_by_name(cluster, kind, name)
     except OsRerankError as exc:
         item = TeardownStep(kind.rstrip("s").replace("_", " "), name, None, FAILED, f"cannot list: {exc.message}")
         report.steps.append(item)
-        if on_step is not None:
-            on_step(item)
+        if on_event is not None:
+            on_event(item.event())
         return None
 
 

@@ -151,7 +151,7 @@ def test_contract_disagreeing_with_the_stock_container_warns(tmp_path: Path) -> 
 def test_deploy_creates_model_config_endpoint_then_reuses_it(tmp_path: Path, clients: AwsClients) -> None:
     config = load(tmp_path)
     events: list[str] = []
-    first = deploy_endpoint(config, clients, on_event=events.append, sleep=no_sleep)
+    first = deploy_endpoint(config, clients, on_event=lambda event: events.append(event.line()), sleep=no_sleep)
     assert first.outcome == "created" and first.status == "InService"
     assert first.writes == ("CreateModel", "CreateEndpointConfig", "CreateEndpoint")
     assert any(e.startswith(f"endpoint {ENDPOINT}: InService") for e in events)
@@ -281,8 +281,8 @@ def test_wait_polls_until_in_service(clients: AwsClients) -> None:
     events: list[str] = []
     sleeps: list[float] = []
     clock = iter(range(0, 1000, 30))
-    described = wait_for_endpoint(clients, ENDPOINT, on_event=events.append, sleep=sleeps.append,
-                                  clock=lambda: float(next(clock)), poll=15)
+    described = wait_for_endpoint(clients, ENDPOINT, on_event=lambda event: events.append(event.line()),
+                                  sleep=sleeps.append, clock=lambda: float(next(clock)), poll=15)
     assert described["EndpointStatus"] == "InService"
     assert events == [f"endpoint {ENDPOINT}: Creating (30s)", f"endpoint {ENDPOINT}: Creating (1m00s)",
                       f"endpoint {ENDPOINT}: InService (1m30s)"]
@@ -343,7 +343,7 @@ def test_failed_endpoint_is_recreated(tmp_path: Path, clients: AwsClients) -> No
 
     clients.sagemaker.meta.events.register_first("before-call.sagemaker.DescribeEndpoint", once)
     events: list[str] = []
-    result = deploy_endpoint(config, clients, on_event=events.append, sleep=no_sleep)
+    result = deploy_endpoint(config, clients, on_event=lambda event: events.append(event.line()), sleep=no_sleep)
     assert result.outcome == "recreated"
     assert result.writes[0] == "DeleteEndpoint" and result.writes[-1] == "CreateEndpoint"
     assert any("image not found" in e for e in events)
@@ -363,9 +363,9 @@ def test_the_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
 
 def test_deregistering_a_missing_scalable_target_is_tolerated(tmp_path: Path, clients: AwsClients) -> None:
     spec = aws_endpoint.endpoint_spec(load(tmp_path))
-    gone = aws_endpoint._call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target,
-                              missing_ok=True, ServiceNamespace="sagemaker", ResourceId=spec.resource_id,
-                              ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+    gone = aws_endpoint.call_aws("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target,
+                                 missing_ok=True, ServiceNamespace="sagemaker", ResourceId=spec.resource_id,
+                                 ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     assert gone is None
 
 

@@ -84,7 +84,7 @@ def container(clients: AwsClients, model_name: str) -> dict[str, Any]:
 def test_code_only_with_hf_model_id_then_nothing_to_write(tmp_path: Path, clients: AwsClients) -> None:
     config = write(tmp_path, "  preset: bge-reranker-base\n")
     events: list[str] = []
-    first = deploy_endpoint(config, clients, on_event=events.append, sleep=no_sleep)
+    first = deploy_endpoint(config, clients, on_event=lambda event: events.append(event.line()), sleep=no_sleep)
     assert first.outcome == "created"
     assert first.writes == ("CreateBucket", "PutObject", "CreateModel", "CreateEndpointConfig", "CreateEndpoint")
     stored = objects(clients)

@@ -149,7 +149,7 @@ def test_run_eval_scores_both_runs_and_skips_the_reranker_on_empty_pages(config:
         page(),  # q2 finds nothing: no reranked request
     )
     events: list[str] = []
-    report = run_eval(cluster, config, queries, qrels, depths=(3,), on_event=events.append)
+    report = run_eval(cluster, config, queries, qrels, depths=(3,), on_event=lambda event: events.append(event.line()))
     assert [(s[0], s[1], s[2]) for s in transport.sent] == [
         ("POST", "/my-test-data/_search", {"search_pipeline": "_none"}),  # the count: size 0, no pipeline
         ("POST", "/my-test-data/_search", {"search_pipeline": "_none"}),

@@ -16,6 +16,7 @@ import pytest
 
 from os_rerank.cli import main
 from os_rerank.errors import ConfigError, LocalNodeError
+from os_rerank.events import Event, ignore
 from os_rerank.local import distribution as dist
 from os_rerank.local import host
 from os_rerank.local import node as local
@@ -125,7 +126,7 @@ def repo(tmp_path: Path) -> Repository:
 
 def fetch(tmp_path: Path, repo: Repository, artifact: Artifact) -> tuple[object, list[str]]:
     lines: list[str] = []
-    return Cache(tmp_path / "cache", repo, lines.append).fetch(artifact), lines
+    return Cache(tmp_path / "cache", repo, lambda event: lines.append(event.line())).fetch(artifact), lines
 
 
 def test_an_artifact_is_checked_against_its_published_sha1_then_served_from_the_cache(
@@ -266,7 +267,8 @@ def up(ctx: dict[str, object], name: str = "plain", *, port: int | None = None, 
     ask = local.Ask(name, str(kw.pop("version", VERSION)), port or free_port(), False, "1g")
     return local.up(ask, home=ctx["home"], cache_root=ctx["cache"], environ=ctx["env"],  # type: ignore[arg-type]
                     repository=str(ctx["repo"]), timeout=timeout, run_as=ME,
-                    progress=(progress.append if progress is not None else lambda _: None), **kw)  # type: ignore
+                    progress=(lambda event: progress.append(event.line())) if progress is not None else ignore,
+                    **kw)  # type: ignore
 
 
 def test_up_builds_starts_and_reports_then_down_stops_and_up_starts_again(fake_home: dict[str, object]) -> None:
@@ -325,8 +327,8 @@ def test_a_node_that_never_gets_healthy_is_stopped_after_the_timeout(fake_home: 
 
 
 def test_an_interrupted_build_leaves_no_partial_node_or_download(fake_home: dict[str, object]) -> None:
-    def interrupt(line: str) -> None:
-        if line.startswith("installing plugin opensearch-ml"):
+    def interrupt(event: Event) -> None:
+        if event.message.startswith("installing plugin opensearch-ml"):
             raise KeyboardInterrupt
 
     ask = local.Ask("plain", VERSION, free_port(), False, "1g")

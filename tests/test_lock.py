@@ -63,7 +63,7 @@ def dead_pid() -> int:
 def test_a_lock_left_by_a_killed_process_on_this_host_is_taken_over_at_once() -> None:
     cluster = LockCluster({"owner": f"{socket.gethostname()}:{dead_pid()}", "command": "setup", "since": 0.0})
     notes: list[str] = []
-    with lock.held(cluster, config(), "setup", notes.append, wait=0, clock=lambda: 10.0):  # type: ignore[arg-type]
+    with lock.held(cluster, config(), "setup", lambda event: notes.append(event.message), wait=0, clock=lambda: 10.0):  # type: ignore[arg-type]
         assert cluster.holder and cluster.holder["owner"].endswith(f":{os.getpid()}")
     assert any("taking over the lock" in n and "no longer runs" in n for n in notes)
 
@@ -80,7 +80,7 @@ def test_a_holder_that_may_still_run_is_waited_for(owner: str) -> None:
 def test_a_lock_that_cannot_be_released_is_said() -> None:
     cluster = LockCluster(refuse_delete=True)
     notes: list[str] = []
-    with lock.held(cluster, config(), "setup", notes.append):  # type: ignore[arg-type]
+    with lock.held(cluster, config(), "setup", lambda event: notes.append(event.message)):  # type: ignore[arg-type]
         pass
     assert len(notes) == 1 and notes[0].startswith(f"could not release the lock {lock.lock_name(config())}")
     assert "indices:admin/delete" in notes[0] and "delete that index" in notes[0]

@@ -38,3 +38,19 @@ def test_a_shell_reference_to_a_secret_is_not_itself_redacted() -> None:
     line = 'export OPENSEARCH_PASSWORD="$(cat /var/lib/os-rerank/local/secure/admin-password)"'
     assert redact(line) == line
     assert redact('OPENSEARCH_PASSWORD="s3cr3t"') == 'OPENSEARCH_PASSWORD="***"'
+
+
+def test_the_command_line_prints_only_through_output() -> None:
+    """Thin commands: the handlers and the boundary hand results to output.py, which holds every terminal string."""
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "os_rerank"
+    found = []
+    for path in sorted(package.glob("cli*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                called = ast.unparse(node.func)
+                if called in ("print", "env.out", "env.err") or called.endswith((".write", "sys.stdout", "sys.stderr")):
+                    found.append(f"{path.name}:{node.lineno}: {called}")
+    assert found == []

@@ -169,13 +169,14 @@ def test_an_operator_with_the_printed_role_runs_private_access_control(secured: 
         assert all(settings.get(s) == "true" for s in ACCESS_SETTINGS), settings
         operator = _operator(backend, admin, _printed_role(backend, config))
         c = ("--config", str(config))
-        outs = []
+        outs, errs = [], []
         for argv in (("setup", *c), ("search", *c, "capital"), ("setup", *c), ("teardown", *c)):
             code, out, err = _as(backend, operator, *argv)
             assert code == 0, (argv, out, err)
             outs.append(out)
+            errs.append(err)
         assert "capital" in outs[1].lower()
         assert "No changes. The cluster already matches the config (0 writes)." in outs[2], outs[2]
-        assert "connector exists and matches (access private)" in outs[2]
+        assert "connector exists and matches (access private)" in errs[2]  # progress, on stderr
     finally:  # the node is shared by the session: access control goes back to its default
         assert admin("PUT", "/_cluster/settings", {"persistent": dict.fromkeys(ACCESS_SETTINGS)})[0] == 200

@@ -29,13 +29,13 @@ def test_example_config_renders_every_request() -> None:
 
 
 def test_an_unexpected_error_is_one_redacted_line_not_a_traceback(monkeypatch) -> None:
-    import os_rerank.cli as cli
+    import os_rerank.cli_commands as cli_commands
 
     def boom(args, env):
         env.secrets.add("s3cret-value-123")
         raise RuntimeError("failed with s3cret-value-123")
 
-    monkeypatch.setattr(cli, "_cmd_validate", boom)
+    monkeypatch.setattr(cli_commands, "cmd_validate", boom)
     out, err = io.StringIO(), io.StringIO()
     code = main(["validate", "--config", "config.example.yaml"], environ={}, stdout=out, stderr=err)
     assert (code, out.getvalue()) == (70, "")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LocalNodeError
+from ..events import note
 from . import distribution as dist
 from .host import RunAs, chown_tree
 from .layout import NodeInfo, Progress, open_no_follow, quiet
@@ -72,7 +73,7 @@ def build_node(wanted: Wanted, home: Path, cache: Cache, java: tuple[Path, int],
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        progress(f"assembling OpenSearch {wanted.version} in {target}")
+        progress(note(f"assembling OpenSearch {wanted.version} in {target}"))
         distribution = _unpack(fetched[dist.distribution_artifact(wanted.version).coordinates], staging)
         for module in dist.MODULES:
             _add_module(distribution, module, wanted.version, [f.path for f in modules[module.name]])
@@ -168,7 +169,7 @@ def _install_plugins(distribution: Path, plugins: list[Fetched], java_home: Path
         extends[name] = [p.strip() for p in props.get("extended.plugins", "").split(",") if p.strip()]
     modules = frozenset(p.name for p in (distribution / "modules").iterdir())
     for name in dist.install_order(extends, modules):
-        progress(f"installing plugin {name}")
+        progress(note(f"installing plugin {name}"))
         done = subprocess.run(
             [str(distribution / "bin" / "opensearch-plugin"), "install", "--batch", by_name[name].path.as_uri()],
             env=java_env(java_home), capture_output=True, text=True, timeout=600, check=False)
@@ -192,7 +193,7 @@ def make_password() -> str:
 
 def _secure(staging: Path, distribution: Path, java_home: Path, progress: Progress) -> None:
     """The security plugin's demo configuration: TLS with its demo CA, basic auth, `admin` with our password."""
-    progress("configuring the security plugin (demo certificates, admin password)")
+    progress(note("configuring the security plugin (demo certificates, admin password)"))
     password = make_password()
     tool = distribution / "plugins" / "opensearch-security" / "tools" / "install_demo_configuration.sh"
     env = java_env(java_home)

@@ -21,18 +21,16 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, LocalNodeError
+from ..events import OnEvent, ignore
 
-Progress = Callable[[str], None]
-
-
-def quiet(_: str) -> None:
-    """A progress callback that shows nothing."""
+Progress = OnEvent  # the one progress callback (events.py): each line is a `note`
+quiet = ignore
 
 
 HOME_ENV = "OS_RERANK_LOCAL_HOME"

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LocalNodeError
+from ..events import note
 from .layout import Progress, locked, quiet
 
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
@@ -344,8 +345,8 @@ class Cache:
             got = sha1_of(target)
             if got == want:
                 return Fetched(artifact, target, got, "cache")
-            self.progress(f"{artifact.file_name}: cached copy is damaged (SHA-1 {got}, recorded {want}); "
-                          "downloading it again")
+            self.progress(note(f"{artifact.file_name}: cached copy is damaged (SHA-1 {got}, recorded {want}); "
+                          "downloading it again"))
             target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
@@ -363,7 +364,7 @@ class Cache:
     def _copy_in(self, artifact: Artifact, part: Path) -> int:
         local = self.repo.local / artifact.path if self.repo.local is not None else None
         if local is not None and local.is_file():
-            self.progress(f"{artifact.file_name}: from the local Maven repository {self.repo.local}")
+            self.progress(note(f"{artifact.file_name}: from the local Maven repository {self.repo.local}"))
             shutil.copyfile(local, part)
             return 0
         url = f"{self.repo.url}/{artifact.path}"
@@ -373,8 +374,8 @@ class Cache:
             raise _url_error(artifact, self.repo, exc) from None
         with reply:
             total = int(reply.headers.get("Content-Length") or 0)
-            self.progress(f"{artifact.file_name}: downloading{f' {_mb(total)}' if total else ''} from "
-                          f"{self.repo.shown}")
+            self.progress(note(f"{artifact.file_name}: downloading{f' {_mb(total)}' if total else ''} from "
+                          f"{self.repo.shown}"))
             done, last = 0, time.monotonic()
             with part.open("wb") as out:
                 while True:
@@ -392,7 +393,8 @@ class Cache:
                     done += len(block)
                     if total and time.monotonic() - last >= 2.0:
                         last = time.monotonic()
-                        self.progress(f"{artifact.file_name}: {_mb(done)} of {_mb(total)} ({100 * done // total}%)")
+                        self.progress(note(f"{artifact.file_name}: {_mb(done)} of {_mb(total)} "
+                                           f"({100 * done // total}%)"))
         if total and done != total:
             raise LocalNodeError(f"{artifact.file_name}: download ended at {done} of {total} bytes",
                                  fix="run the command again")
@@ -415,8 +417,8 @@ class Cache:
                     fix="run the command again; if it persists, check the repository (--repository)")
         if vouched:
             return " and ".join(how for _, how in vouched)
-        self.progress(f"{artifact.file_name}: warning: {self.repo.shown} publishes no checksum for it and os-rerank "
-                      f"pins none; recorded its SHA-1 {got} and will check it on every later use")
+        self.progress(note(f"{artifact.file_name}: warning: {self.repo.shown} publishes no checksum for it and "
+                           f"os-rerank pins none; recorded its SHA-1 {got} and will check it on every later use"))
         return "recorded on first download"
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LocalNodeError
+from ..events import note
 from . import distribution as dist
 from .build import Wanted, build_node, java_env, reconfigure
 from .host import RunAs, check_reachable, find_java, node_user
@@ -190,7 +191,7 @@ def start_node(node: NodeInfo, run_as: RunAs, *, timeout: float = START_TIMEOUT_
         if code != 0:
             raise LocalNodeError(f"node {node.name} did not start (its launcher exited {code})",
                                  fix="see `os-rerank local logs`")
-        progress(f"waiting for node {node.name} on {node.url}")
+        progress(note(f"waiting for node {node.name} on {node.url}"))
         announced = started
         while True:
             if clock() - started > 3 and node_pid(node) is None:
@@ -204,8 +205,8 @@ def start_node(node: NodeInfo, run_as: RunAs, *, timeout: float = START_TIMEOUT_
                                      fix="raise --timeout, or see `os-rerank local logs`")
             if clock() - announced >= 10:
                 announced = clock()
-                progress(f"still waiting for node {node.name} ({clock() - started:.0f}s, health: "
-                         f"{state or 'no answer yet'})")
+                progress(note(f"still waiting for node {node.name} ({clock() - started:.0f}s, health: "
+                         f"{state or 'no answer yet'})"))
             time.sleep(0.5)
     except BaseException:
         try:
@@ -315,7 +316,7 @@ def _up(ask: Ask, home: Path, cache_root: Path, environ: Mapping[str, str], repo
                              fix="remove that folder, or pass another --name")
     if node is not None and fresh:
         stop_node(node)
-        progress(f"removing node {node.name} ({node.folder}) to build it afresh")
+        progress(note(f"removing node {node.name} ({node.folder}) to build it afresh"))
         remove_node(node)
         node = None
     secure = ask.secure if ask.secure is not None else (node.secure if node else False)
@@ -344,7 +345,7 @@ def _up(ask: Ask, home: Path, cache_root: Path, environ: Mapping[str, str], repo
         run_as = run_as or node_user(create=True)
         check_reachable(home / wanted.name, run_as)
         repo = choose_repository(repository, environ)
-        progress(f"artifacts from {repo.shown} ({repo.source}); cache {cache_root}")
+        progress(note(f"artifacts from {repo.shown} ({repo.source}); cache {cache_root}"))
         node = build_node(wanted, home, Cache(cache_root, repo, progress), java, run_as, progress)
         outcome = "built and started"
     seconds = start_node(node, run_as or node_user(create=False), timeout=timeout, progress=progress)

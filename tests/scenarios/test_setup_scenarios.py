@@ -44,9 +44,9 @@ def test_setup_from_empty_then_again_sends_no_writes(backend: Backend) -> None:
     assert f"connector os-rerank scenario connector created (id {first['ids']['connector']})" in steps
 
     code, out, err = backend.run("setup", "--config", config)
-    assert (code, err) == (0, "")
+    assert code == 0 and "os-rerank:" not in err, err  # progress only, on stderr
     assert "No changes. The cluster already matches the config (0 writes)." in out
-    assert "= connector os-rerank scenario connector: connector exists and matches" in out
+    assert "= connector os-rerank scenario connector: connector exists and matches" in err
     assert "verify: ok" in out
     code, again, err = backend.run_json("setup", "--config", config)
     assert (code, again["writes"]) == (0, 0)
@@ -134,7 +134,7 @@ def test_verify_passes_and_reports_json(backend: Backend) -> None:
 def test_verify_fails_with_exit_6_when_the_endpoint_speaks_another_contract(backend: Backend) -> None:
     wrong = str(backend.config(sagemaker={"contract": "pairs-scores"}))
     code, out, err = backend.run("setup", "--config", wrong, "--no-verify")
-    assert (code, err) == (0, "")
+    assert code == 0 and "os-rerank:" not in err, err  # progress only, on stderr
     code, out, err = backend.run("verify", "--config", wrong)
     assert code == 6
     assert "verify: FAILED" in out
@@ -150,9 +150,9 @@ def test_teardown_removes_everything_and_twice_is_fine(backend: Backend) -> None
     config = str(backend.config())
     ids = _setup(backend, config, "--no-verify")["ids"]
     code, out, err = backend.run("teardown", "--config", config)
-    assert (code, err) == (0, "")
+    assert (code, out) == (0, "Teardown complete.\n")
     entry = url_regex(backend.invocation_url)
-    assert out.splitlines() == [
+    assert err.splitlines() == [  # each step as it happens: progress, on stderr
         "- pipeline os_rerank_scenario deleted",
         "- index os-rerank-scenario deleted",
         "= index os-rerank-scenario-eval already gone",
@@ -161,7 +161,6 @@ def test_teardown_removes_everything_and_twice_is_fine(backend: Backend) -> None
         f"- connector os-rerank scenario connector (id {ids['connector']}) deleted",
         f"- model group os-rerank-scenario (id {ids['model_group']}) deleted",
         f"- setting plugins.ml_commons.trusted_connector_endpoints_regex deleted: entry {entry}",
-        "Teardown complete.",
     ]
     code, report, err = backend.run_json("teardown", "--config", config)
     assert (code, err) == (0, "")
@@ -175,8 +174,8 @@ def test_teardown_keep_index_then_setup_reuses_it(backend: Backend) -> None:
     config = str(backend.config())
     _setup(backend, config, "--no-verify")
     code, out, err = backend.run("teardown", "--config", config, "--keep-index")
-    assert (code, err) == (0, "")
-    assert "= index os-rerank-scenario kept: --keep-index" in out
+    assert code == 0 and "os-rerank:" not in err, err  # progress only, on stderr
+    assert "= index os-rerank-scenario kept: --keep-index" in err
     status = _status(backend, config)
     assert status["index"][0]["state"] == "4 documents"
     assert status["model"][0]["state"] == "missing"
