@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .aws_calls import call
 from .config import AutoscalingConfig, Config
 from .errors import AwsError, ConfigError
 from .model_artifact import (
@@ -226,63 +227,6 @@ def aws_clients(config: Config) -> AwsClients:
                       session.client("s3", region_name=region), session.client("sts", region_name=region))
 
 
-def _aws_error(op: str, exc: Exception, *, role_arn: str | None = None) -> AwsError:
-    """An AwsError for a failed call, with the fix for the failures users meet (role, credentials)."""
-    from botocore.exceptions import ClientError, NoCredentialsError
-
-    if isinstance(exc, NoCredentialsError):
-        return AwsError(f"{op}: no AWS credentials found",
-                        fix="configure the boto3 chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an "
-                        "instance role")
-    if not isinstance(exc, ClientError):
-        return AwsError(f"{op}: {exc}")
-    error = exc.response.get("Error", {})
-    code, message = error.get("Code", "Error"), error.get("Message", "")
-    lowered = message.lower()
-    if role_arn and "assume" in lowered and "role" in lowered:
-        return AwsError(
-            f"{op}: SageMaker cannot assume the execution role {role_arn}: {message}",
-            fix="check that the role exists and its trust policy allows the principal sagemaker.amazonaws.com "
-            "(sts:AssumeRole); set deploy.execution_role_arn",
-        )
-    if "iam:passrole" in lowered:
-        return AwsError(
-            f"{op}: you may not hand the execution role to SageMaker: {message}",
-            fix="grant your own identity iam:PassRole on deploy.execution_role_arn",
-        )
-    if code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException"):
-        return AwsError(f"{op}: {code}: {message}", fix="refresh the AWS credentials of the boto3 chain")
-    return AwsError(f"{op}: {code}: {message}")
-
-
-def _is_missing(exc: Exception) -> bool:
-    from botocore.exceptions import ClientError
-
-    if not isinstance(exc, ClientError):
-        return False
-    error = exc.response.get("Error", {})
-    if error.get("Code") == "ObjectNotFoundException":  # Application Auto Scaling: "No scalable target registered"
-        return True
-    message = str(error.get("Message", "")).lower()
-    return error.get("Code") in ("ValidationException", "ResourceNotFound") and (
-        "could not find" in message or "not found" in message or "does not exist" in message
-        or "no scalable target" in message  # moto's wording for a missing target
-    )
-
-
-def _call(op: str, fn: Callable[..., Any], *, missing_ok: bool = False, role_arn: str | None = None,
-          **kwargs: Any) -> Any:
-    """fn(**kwargs); None when the resource is missing and `missing_ok`; AwsError otherwise."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return fn(**kwargs)
-    except (ClientError, BotoCoreError) as exc:
-        if missing_ok and _is_missing(exc):
-            return None
-        raise _aws_error(op, exc, role_arn=role_arn) from None
-
-
 # --- reading --------------------------------------------------------------------------------------------------------
 
 
@@ -303,16 +247,16 @@ class Deployed:
 def read_deployed(clients: AwsClients, endpoint_name: str) -> Deployed:
     """The endpoint, its current endpoint config and the models of that config (Describe calls only)."""
     sm = clients.sagemaker
-    endpoint = _call("DescribeEndpoint", sm.describe_endpoint, missing_ok=True, EndpointName=endpoint_name)
+    endpoint = call("DescribeEndpoint", sm.describe_endpoint, missing_ok=True, EndpointName=endpoint_name)
     if endpoint is None:
         return Deployed(None, None, {})
-    config = _call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
+    config = call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
                    EndpointConfigName=endpoint["EndpointConfigName"])
     models: dict[str, dict[str, Any]] = {}
     for variant in (config or {}).get("ProductionVariants") or []:
         name = variant.get("ModelName")
         if name and name not in models:
-            model = _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=name)
+            model = call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=name)
             if model is not None:
                 models[name] = model
     return Deployed(endpoint, config, models)
@@ -365,7 +309,7 @@ def wait_for_endpoint(
     """DescribeEndpoint once it is InService; AwsError when it Failed (with FailureReason) or after `timeout`."""
     start = clock()
     while True:
-        described = _call("DescribeEndpoint", clients.sagemaker.describe_endpoint, EndpointName=name)
+        described = call("DescribeEndpoint", clients.sagemaker.describe_endpoint, EndpointName=name)
         status = described.get("EndpointStatus", "?")
         elapsed = clock() - start
         on_event(f"endpoint {name}: {status} ({_duration(elapsed)})")
@@ -465,19 +409,19 @@ def deploy_endpoint(
         _ensure_model(clients, spec, on_event)
         _ensure_endpoint_config(clients, spec, on_event)
         on_event(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})")
-        _call("CreateEndpoint", clients.sagemaker.create_endpoint,
+        call("CreateEndpoint", clients.sagemaker.create_endpoint,
               EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
     elif status in ("Failed", "OutOfService"):
         outcome = "recreated"
         reason = deployed.endpoint.get("FailureReason") or "no reason given"
         changes.append(f"endpoint was {status} ({reason})")
         on_event(f"endpoint {spec.endpoint_name} is {status} ({reason}); deleting it to create it again")
-        _call("DeleteEndpoint", clients.sagemaker.delete_endpoint, EndpointName=spec.endpoint_name)
+        call("DeleteEndpoint", clients.sagemaker.delete_endpoint, EndpointName=spec.endpoint_name)
         _wait_gone(clients, spec.endpoint_name, **wait)
         _ensure_model(clients, spec, on_event)
         _ensure_endpoint_config(clients, spec, on_event)
         on_event(f"creating endpoint {spec.endpoint_name} (config {spec.config_name})")
-        _call("CreateEndpoint", clients.sagemaker.create_endpoint,
+        call("CreateEndpoint", clients.sagemaker.create_endpoint,
               EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
     else:
         changes = _differences(spec, deployed)
@@ -492,7 +436,7 @@ def deploy_endpoint(
             # SageMaker refuses to change the instance type of a variant registered with Application Auto Scaling.
             had_target = _deregister_scaling(clients, spec, on_event)
             on_event(f"updating endpoint {spec.endpoint_name} to config {spec.config_name}")
-            _call("UpdateEndpoint", clients.sagemaker.update_endpoint,
+            call("UpdateEndpoint", clients.sagemaker.update_endpoint,
                   EndpointName=spec.endpoint_name, EndpointConfigName=spec.config_name)
             if had_target and spec.autoscaling is None:
                 on_event("autoscaling was deregistered for the update and is not in the config; left off")
@@ -533,7 +477,7 @@ def _wait_settled(clients: AwsClients, name: str, **wait: Any) -> None:
     # Failed is handled by the caller, which re-reads; a timeout is re-raised below.
     with contextlib.suppress(AwsError):
         wait_for_endpoint(clients, name, **wait)
-    described = _call("DescribeEndpoint", clients.sagemaker.describe_endpoint, EndpointName=name)
+    described = call("DescribeEndpoint", clients.sagemaker.describe_endpoint, EndpointName=name)
     if described.get("EndpointStatus") not in _SETTLED:
         raise AwsError(f"endpoint {name} is still {described.get('EndpointStatus')}",
                        fix="wait for it to finish (`os-rerank endpoint status`), then deploy again")
@@ -551,7 +495,7 @@ def _wait_gone(
 ) -> None:
     start = clock()
     while True:
-        described = _call("DescribeEndpoint", clients.sagemaker.describe_endpoint, missing_ok=True,
+        described = call("DescribeEndpoint", clients.sagemaker.describe_endpoint, missing_ok=True,
                           EndpointName=name)
         if described is None:
             return
@@ -564,14 +508,14 @@ def _wait_gone(
 
 def _ensure_model(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> None:
     sm = clients.sagemaker
-    if _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None:
+    if call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None:
         on_event(f"model {spec.model_name} exists")
         return
     what = spec.model_data_url or spec.environment.get("HF_MODEL_ID")
     if spec.model_data_url and "HF_MODEL_ID" in spec.environment:
         what = f"{spec.environment['HF_MODEL_ID']} with {spec.model_data_url}"
     on_event(f"creating model {spec.model_name} ({what} on {spec.image_uri})")
-    _call("CreateModel", sm.create_model, role_arn=spec.role_arn, ModelName=spec.model_name,
+    call("CreateModel", sm.create_model, role_arn=spec.role_arn, ModelName=spec.model_name,
           PrimaryContainer=primary_container(spec), ExecutionRoleArn=spec.role_arn)
 
 
@@ -585,13 +529,13 @@ def primary_container(spec: EndpointSpec) -> dict[str, Any]:
 
 def _ensure_endpoint_config(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> None:
     sm = clients.sagemaker
-    existing = _call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
+    existing = call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
                      EndpointConfigName=spec.config_name)
     if existing is not None:
         on_event(f"endpoint config {spec.config_name} exists")
         return
     on_event(f"creating endpoint config {spec.config_name} ({spec.instance_count} x {spec.instance_type})")
-    _call("CreateEndpointConfig", sm.create_endpoint_config, EndpointConfigName=spec.config_name,
+    call("CreateEndpointConfig", sm.create_endpoint_config, EndpointConfigName=spec.config_name,
           ProductionVariants=[{
               "VariantName": spec.variant_name,
               "ModelName": spec.model_name,
@@ -615,11 +559,11 @@ def _delete_replaced(config: Config, clients: AwsClients, spec: EndpointSpec, be
     old_config = (before.endpoint_config or {}).get("EndpointConfigName")
     if old_config and old_config != spec.config_name and _owned(old_config, spec.endpoint_name):
         on_event(f"deleting replaced endpoint config {old_config}")
-        _call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True, EndpointConfigName=old_config)
+        call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True, EndpointConfigName=old_config)
     for model, described in before.models.items():
         if model != spec.model_name and _owned(model, spec.endpoint_name):
             on_event(f"deleting replaced model {model}")
-            _call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model)
+            call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model)
             old_data = replaced_artifact(config, spec, described)
             if old_data is not None and clients.s3 is not None:
                 delete_artifact(clients, old_data, on_event)
@@ -641,11 +585,11 @@ def read_scaling(clients: AwsClients, endpoint_name: str, variant_name: str) -> 
     """The variant's scalable target and target-tracking policy as {min, max, target, policy}; None if none."""
     aas = clients.autoscaling
     rid = f"endpoint/{endpoint_name}/variant/{variant_name}"
-    targets = _call("DescribeScalableTargets", aas.describe_scalable_targets, ServiceNamespace="sagemaker",
+    targets = call("DescribeScalableTargets", aas.describe_scalable_targets, ServiceNamespace="sagemaker",
                     ResourceIds=[rid], ScalableDimension=_SCALABLE_DIMENSION).get("ScalableTargets", [])
     if not targets:
         return None
-    policies = _call("DescribeScalingPolicies", aas.describe_scaling_policies, ServiceNamespace="sagemaker",
+    policies = call("DescribeScalingPolicies", aas.describe_scaling_policies, ServiceNamespace="sagemaker",
                      ResourceId=rid, ScalableDimension=_SCALABLE_DIMENSION).get("ScalingPolicies", [])
     tracking = [p for p in policies if p.get("PolicyType") == "TargetTrackingScaling"]
     policy = tracking[0] if tracking else None
@@ -666,7 +610,7 @@ def _ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCo
     have = read_scaling(clients, spec.endpoint_name, spec.variant_name)
     if have is None or (have["min"], have["max"]) != (want.min, want.max):
         on_event(f"registering autoscaling {want.min}..{want.max} instances for {spec.resource_id}")
-        _call("RegisterScalableTarget", aas.register_scalable_target, ServiceNamespace="sagemaker",
+        call("RegisterScalableTarget", aas.register_scalable_target, ServiceNamespace="sagemaker",
               ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION,
               MinCapacity=want.min, MaxCapacity=want.max)
     wanted = (spec.policy_name, "SageMakerVariantInvocationsPerInstance", float(want.target_invocations_per_instance),
@@ -678,7 +622,7 @@ def _ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCo
         return
     on_event(f"putting scaling policy {spec.policy_name}: {want.target_invocations_per_instance:g} invocations "
              "per instance per minute")
-    _call("PutScalingPolicy", aas.put_scaling_policy, PolicyName=spec.policy_name, ServiceNamespace="sagemaker",
+    call("PutScalingPolicy", aas.put_scaling_policy, PolicyName=spec.policy_name, ServiceNamespace="sagemaker",
           ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
           TargetTrackingScalingPolicyConfiguration={
               "TargetValue": float(want.target_invocations_per_instance),
@@ -693,7 +637,7 @@ def _deregister_scaling(clients: AwsClients, spec: EndpointSpec, on_event: OnEve
     if read_scaling(clients, spec.endpoint_name, spec.variant_name) is None:
         return False
     on_event(f"deregistering autoscaling of {spec.resource_id}")
-    _call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
+    call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
           ServiceNamespace="sagemaker", ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION)
     return True
 
@@ -765,19 +709,19 @@ def delete_endpoint(
         variant = (deployed.variant or {}).get("VariantName")
         if variant and read_scaling(clients, name, variant) is not None:
             rid = f"endpoint/{name}/variant/{variant}"
-            _call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
+            call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
                   ServiceNamespace="sagemaker", ResourceId=rid, ScalableDimension=_SCALABLE_DIMENSION)
             deleted.append(f"autoscaling {rid}")
             on_event(f"deregistered autoscaling of {rid}")
-        _call("DeleteEndpoint", sm.delete_endpoint, missing_ok=True, EndpointName=name)
+        call("DeleteEndpoint", sm.delete_endpoint, missing_ok=True, EndpointName=name)
         deleted.append(f"endpoint {name}")
         on_event(f"deleted endpoint {name}")
     configs = {str(deployed.endpoint["EndpointConfigName"])} if deployed.endpoint else set()
-    listed = _call("ListEndpointConfigs", sm.list_endpoint_configs, NameContains=name[:54].rstrip("-"),
+    listed = call("ListEndpointConfigs", sm.list_endpoint_configs, NameContains=name[:54].rstrip("-"),
                    MaxResults=100).get("EndpointConfigs", [])
     configs |= {c["EndpointConfigName"] for c in listed if _owned(c["EndpointConfigName"], name)}
     models = set(deployed.models)
-    listed_models = _call("ListModels", sm.list_models, NameContains=name[:54].rstrip("-"),
+    listed_models = call("ListModels", sm.list_models, NameContains=name[:54].rstrip("-"),
                           MaxResults=100).get("Models", [])
     models |= {m["ModelName"] for m in listed_models if _owned(m["ModelName"], name)}
     if config.deploy is not None and config.deploy.execution_role_arn:
@@ -785,13 +729,13 @@ def delete_endpoint(
         configs.add(spec.config_name)
         models.add(spec.model_name)
     for config_name in sorted(configs):
-        gone = _call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True,
+        gone = call("DeleteEndpointConfig", sm.delete_endpoint_config, missing_ok=True,
                      EndpointConfigName=config_name)
         (missing if gone is None else deleted).append(f"endpoint config {config_name}")
         if gone is not None:
             on_event(f"deleted endpoint config {config_name}")
     for model_name in sorted(models):
-        gone = _call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model_name)
+        gone = call("DeleteModel", sm.delete_model, missing_ok=True, ModelName=model_name)
         (missing if gone is None else deleted).append(f"model {model_name}")
         if gone is not None:
             on_event(f"deleted model {model_name}")

@@ -117,8 +117,9 @@ def _render_version(text: str, env: Env) -> tuple[int, int, int]:
 
 
 def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
+    from .diagnose import open_cluster
     from .plan import plan_lines
-    from .provision import open_cluster, plan_setup
+    from .provision import plan_setup
 
     config = _config(args, env)
     plan = plan_setup(open_cluster(config), config)
@@ -132,7 +133,8 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
 
 def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
     from .credentials import connector_credential, credential_warnings, is_aws_managed
-    from .provision import open_cluster, run_setup
+    from .diagnose import open_cluster
+    from .provision import run_setup
     from .verify import check
 
     config = _config(args, env)
@@ -160,7 +162,8 @@ def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
 
 def _cmd_verify(args: argparse.Namespace, env: Env) -> int:
     from .credentials import chain_secrets
-    from .provision import open_cluster, run_verify
+    from .diagnose import open_cluster
+    from .provision import run_verify
     from .verify import check
 
     config = _config(args, env)
@@ -176,7 +179,8 @@ def _cmd_verify(args: argparse.Namespace, env: Env) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, env: Env) -> int:
-    from .provision import open_cluster, run_status
+    from .diagnose import open_cluster
+    from .provision import run_status
     from .status import HEADERS
 
     config = _config(args, env)
@@ -189,8 +193,8 @@ def _cmd_status(args: argparse.Namespace, env: Env) -> int:
 
 
 def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
+    from .diagnose import open_cluster
     from .errors import ClusterError
-    from .provision import open_cluster
     from .teardown import teardown
 
     config = _config(args, env)
@@ -219,7 +223,7 @@ def _cmd_promote(args: argparse.Namespace, env: Env) -> int:
     config = _config(args, env)
     env.secrets.update(chain_secrets(config))
     index = check_index_name(args.index or config.index.name)
-    from .provision import open_cluster
+    from .diagnose import open_cluster
 
     cluster = open_cluster(config)
     on_event = None if args.json else env.err
@@ -273,9 +277,9 @@ def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Conf
 
 
 def _cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
+    from .diagnose import open_cluster
     from .eval import load_qrels, load_queries
     from .preflight import read_cluster_info
-    from .provision import open_cluster
     from .workbench import apply_export, check_name, plan_export
 
     config = _config(args, env)
@@ -298,14 +302,14 @@ def _cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
 
 
 def _cmd_search(args: argparse.Namespace, env: Env) -> int:
-    from .cluster import connect
+    from .diagnose import open_cluster
     from .output import print_json
     from .search import format_search, load_query_json, run_search
 
     config = _config(args, env)
     query, base = load_query_json(args.query_json) if args.query_json else (None, None)
     result = run_search(
-        connect(config), config, args.query, size=args.size, window=args.window, min_score=args.min_score,
+        open_cluster(config), config, args.query, size=args.size, window=args.window, min_score=args.min_score,
         query=query, base=base, compare=args.compare,
     )
     if args.json:
@@ -318,7 +322,7 @@ def _cmd_search(args: argparse.Namespace, env: Env) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
-    from .cluster import connect
+    from .diagnose import open_cluster
     from .eval import (
         format_report,
         load_corpus,
@@ -342,7 +346,7 @@ def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
     qrels = load_qrels(args.qrels)
     corpus = (load_corpus(args.corpus, config.pipeline.document_fields, config.index.fields)
               if args.corpus else None)
-    report = run_eval(connect(config), config, queries, qrels, depths=depths, corpus=corpus,
+    report = run_eval(open_cluster(config), config, queries, qrels, depths=depths, corpus=corpus,
                       corpus_name=args.corpus, on_event=env.err)
     if args.plot:
         plot_report(report, args.plot)
@@ -537,8 +541,8 @@ def _status_cell(value: object) -> str:
 
 
 def _cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
-    from .cluster import connect
     from .credentials import connector_credential, credential_warnings, is_aws_managed
+    from .diagnose import open_cluster
     from .output import print_json
     from .rotate import predict_roundtrip, rotate_credentials
 
@@ -547,7 +551,7 @@ def _cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
     env.secrets.update(cred.secrets())
     for warning in credential_warnings(cred, aws_managed=is_aws_managed(config)):
         env.err(f"os-rerank: warning: {warning}")
-    result = rotate_credentials(connect(config), config, cred, on_event=env.err,
+    result = rotate_credentials(open_cluster(config), config, cred, on_event=env.err,
                                 verify=None if args.no_verify else predict_roundtrip)
     if args.json:
         print_json(env, result.to_json())

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .aws_calls import call
 from .aws_endpoint import (
     _SETTLED,
     AwsClients,
     EndpointSpec,
-    _call,
     _differences,
     _owned,
     aws_clients,
@@ -88,8 +88,8 @@ def _plan(config: Config, clients: AwsClients, spec: EndpointSpec, steps: list[D
     sm = clients.sagemaker
     deployed = read_deployed(clients, spec.endpoint_name)
     status = (deployed.endpoint or {}).get("EndpointStatus")
-    model_exists = _call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None
-    config_exists = _call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
+    model_exists = call("DescribeModel", sm.describe_model, missing_ok=True, ModelName=spec.model_name) is not None
+    config_exists = call("DescribeEndpointConfig", sm.describe_endpoint_config, missing_ok=True,
                           EndpointConfigName=spec.config_name) is not None
 
     def create_model_and_config() -> None:

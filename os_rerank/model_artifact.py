@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .aws_calls import aws_error, call
 from .config import Config
 from .errors import AwsError, ConfigError
 from .model_archive import ARCHIVE_NAME, ModelArchive, ModelDirError, build_model_archive
@@ -113,9 +114,8 @@ def parse_s3_url(url: str) -> tuple[str, str] | None:
 
 def default_bucket(clients: Any, region: str) -> str:
     """The SageMaker default bucket name, `sagemaker-<region>-<account id>` (one STS GetCallerIdentity)."""
-    from .aws_endpoint import _call
 
-    identity = _call("GetCallerIdentity", clients.sts.get_caller_identity)
+    identity = call("GetCallerIdentity", clients.sts.get_caller_identity)
     return f"sagemaker-{region}-{identity['Account']}"
 
 
@@ -144,16 +144,15 @@ def _exists(op: str, fn: Callable[..., Any], **kwargs: Any) -> dict[str, Any] | 
     """fn(**kwargs), or None on a 404 (HeadBucket and HeadObject answer a bare 404)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .aws_endpoint import _aws_error
 
     try:
         return dict(fn(**kwargs))
     except ClientError as exc:
         if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NoSuchBucket", "NotFound"):
             return None
-        raise _aws_error(op, exc) from None
+        raise aws_error(op, exc) from None
     except BotoCoreError as exc:
-        raise _aws_error(op, exc) from None
+        raise aws_error(op, exc) from None
 
 
 def artifact_writes(clients: Any, artifact: Artifact) -> list[tuple[str, str]]:
@@ -176,7 +175,6 @@ def artifact_writes(clients: Any, artifact: Artifact) -> list[tuple[str, str]]:
 
 def ensure_artifact(clients: Any, artifact: Artifact, region: str, on_event: OnEvent) -> None:
     """Upload the archive unless the same bytes are already at its key (creating the default bucket if missing)."""
-    from .aws_endpoint import _call
 
     writes = artifact_writes(clients, artifact)
     if not writes:
@@ -189,12 +187,11 @@ def ensure_artifact(clients: Any, artifact: Artifact, region: str, on_event: OnE
         extra: dict[str, Any] = {}
         if region != "us-east-1":
             extra["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        _call("CreateBucket", s3.create_bucket, Bucket=artifact.bucket, **extra)
+        call("CreateBucket", s3.create_bucket, Bucket=artifact.bucket, **extra)
     on_event(f"uploading {artifact.url} ({artifact.size} bytes, sha256 {artifact.sha256[:16]})")
     from boto3.s3.transfer import TransferConfig
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .aws_endpoint import _aws_error
 
     digest = base64.b64encode(bytes.fromhex(artifact.sha256)).decode()
     try:
@@ -208,12 +205,11 @@ def ensure_artifact(clients: Any, artifact: Artifact, region: str, on_event: OnE
                            ExtraArgs={"ContentType": "application/gzip", "Metadata": {_SHA_META: artifact.sha256}},
                            Config=TransferConfig(multipart_threshold=_MULTIPART_THRESHOLD))
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_error("PutObject", exc) from None
+        raise aws_error("PutObject", exc) from None
 
 
 def delete_artifact(clients: Any, url: str, on_event: OnEvent) -> bool:
     """Delete one archive by its s3:// URL; whether it was there."""
-    from .aws_endpoint import _call
 
     where = parse_s3_url(url)
     if where is None:
@@ -221,14 +217,13 @@ def delete_artifact(clients: Any, url: str, on_event: OnEvent) -> bool:
     bucket, key = where
     if _exists("HeadObject", clients.s3.head_object, Bucket=bucket, Key=key) is None:
         return False
-    _call("DeleteObject", clients.s3.delete_object, Bucket=bucket, Key=key)
+    call("DeleteObject", clients.s3.delete_object, Bucket=bucket, Key=key)
     on_event(f"deleted {url}")
     return True
 
 
 def delete_artifacts(config: Config, clients: Any, on_event: OnEvent) -> list[str]:
     """Delete every archive os-rerank uploaded for this endpoint (in the configured or default bucket)."""
-    from .aws_endpoint import _call
 
     if config.deploy is None:
         return []
@@ -240,11 +235,11 @@ def delete_artifacts(config: Config, clients: Any, on_event: OnEvent) -> list[st
     prefix = artifact_prefix(config) + "/"
     token: dict[str, Any] = {}
     while True:
-        page = _call("ListObjectsV2", s3.list_objects_v2, Bucket=bucket, Prefix=prefix, **token)
+        page = call("ListObjectsV2", s3.list_objects_v2, Bucket=bucket, Prefix=prefix, **token)
         for item in page.get("Contents") or []:
             key = str(item["Key"])
             if owned_key(config, key):
-                _call("DeleteObject", s3.delete_object, Bucket=bucket, Key=key)
+                call("DeleteObject", s3.delete_object, Bucket=bucket, Key=key)
                 deleted.append(f"s3://{bucket}/{key}")
                 on_event(f"deleted s3://{bucket}/{key}")
         if not page.get("IsTruncated"):

@@ -21,7 +21,7 @@ moto = pytest.importorskip("moto", reason="moto[sagemaker] is needed for the AWS
 from moto import mock_aws  # noqa: E402
 from moto.sagemaker.responses import SageMakerResponse  # noqa: E402
 
-from os_rerank import aws_endpoint  # noqa: E402
+from os_rerank import aws_calls, aws_endpoint  # noqa: E402
 from os_rerank.aws_endpoint import AwsClients, default_image_uri, deploy_endpoint, wait_for_endpoint  # noqa: E402
 from os_rerank.config import load_config  # noqa: E402
 from os_rerank.errors import AwsError, ConfigError  # noqa: E402
@@ -378,7 +378,7 @@ def test_the_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
 
 def test_deregistering_a_missing_scalable_target_is_tolerated(tmp_path: Path, clients: AwsClients) -> None:
     spec = aws_endpoint.endpoint_spec(load(tmp_path))
-    gone = aws_endpoint._call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target,
+    gone = aws_calls.call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target,
                               missing_ok=True, ServiceNamespace="sagemaker", ResourceId=spec.resource_id,
                               ScalableDimension="sagemaker:variant:DesiredInstanceCount")
     assert gone is None

@@ -9,6 +9,7 @@ import pytest
 
 from os_rerank.config import Config
 from os_rerank.errors import ClusterError
+from os_rerank.mlcommons import PRIVATE_IP, TRUSTED_REGEX, Found, java_regex_quote, regex_admits, url_regex
 from os_rerank.plan import (
     CREATE,
     NO_CHANGE,
@@ -17,14 +18,11 @@ from os_rerank.plan import (
     Desired,
     connector_differences,
     desired_state,
-    java_regex_quote,
     make_plan,
     plan_lines,
-    regex_admits,
-    url_regex,
 )
 from os_rerank.render import KNOWN_AFTER_APPLY, Version
-from os_rerank.state import PRIVATE_IP, TRUSTED_REGEX, ClusterState, Found, IndexState
+from os_rerank.state import ClusterState, IndexState
 
 URL = "http://10.0.0.5:8080/endpoints/os-rerank-cross-encoder/invocations"
 SAGEMAKER_DEFAULT = r"^https://runtime\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$"

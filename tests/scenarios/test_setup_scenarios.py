@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from os_rerank.plan import url_regex
+from os_rerank.mlcommons import url_regex
 from tests.backends import Backend
 
 
