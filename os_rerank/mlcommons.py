@@ -19,10 +19,12 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .cluster import Cluster
 from .errors import ClusterError
+
+if TYPE_CHECKING:  # annotations only: this module sits below the transport, so render (pure) can use its paths
+    from .cluster import Cluster
 
 BASE = "/_plugins/_ml"
 CONNECTORS = "connectors"
