@@ -22,8 +22,6 @@ from .output import Env, print_json, print_rendered, redact, table
 
 Handler = Callable[[argparse.Namespace, Env], int]
 
-EXIT_OK = ExitStatus.OK
-
 
 def _config(args: argparse.Namespace, env: Env) -> Config:
     """The config, and every secret it or the machine holds added to the redaction set before anything prints."""
@@ -60,7 +58,7 @@ def _cmd_validate(args: argparse.Namespace, env: Env) -> int:
     env.out(f"  connector   {sm.connector_url}")
     env.out(f"  index       {config.index.name} ({len(docs)} sample documents)")
     env.out(f"  pipeline    {config.pipeline.name} over {', '.join(config.pipeline.document_fields)}")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _cmd_render(args: argparse.Namespace, env: Env) -> int:
@@ -70,16 +68,16 @@ def _cmd_render(args: argparse.Namespace, env: Env) -> int:
     version = _render_version(args.opensearch_version, env)
     if args.what in ("role", "settings"):
         print_rendered(env, [_admin_request(config, args.what, version)])
-        return EXIT_OK
+        return ExitStatus.OK
     if args.what == "iam":
         from .iam import iam_requests
 
         print_rendered(env, iam_requests(config, args.operator_arn))
-        return EXIT_OK
+        return ExitStatus.OK
     if args.operator_arn is not None:
         raise UsageError("--operator-arn goes with --what iam")
     print_rendered(env, render_requests(config, what=args.what, version=version))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _admin_request(config: Config, what: str, version: tuple[int, int, int]) -> Any:
@@ -128,7 +126,7 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
     else:
         for line in plan_lines(plan):
             env.out(line)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
@@ -157,7 +155,7 @@ def _cmd_setup(args: argparse.Namespace, env: Env) -> int:
             env.out(line)
     if result.verify is not None:
         check(result.verify)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _cmd_verify(args: argparse.Namespace, env: Env) -> int:
@@ -175,7 +173,7 @@ def _cmd_verify(args: argparse.Namespace, env: Env) -> int:
         for line in report.lines():
             env.out(line)
     check(report)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _cmd_status(args: argparse.Namespace, env: Env) -> int:
@@ -189,7 +187,7 @@ def _cmd_status(args: argparse.Namespace, env: Env) -> int:
         print_json(env, [r.to_dict() for r in rows])
     else:
         env.out(table([(r.resource, r.name, r.id, r.state) for r in rows], HEADERS))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
@@ -211,7 +209,7 @@ def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
                            fix="fix the causes above and run `os-rerank teardown` again (it skips what is gone)")
     if not args.json:
         env.out("Teardown complete.")
-    return EXIT_OK
+    return ExitStatus.OK
 
 # --- promote / rollback (issue 15) -------------------------------------------------------------------------------
 
@@ -239,7 +237,7 @@ def _cmd_promote(args: argparse.Namespace, env: Env) -> int:
         _print_promote(env, result)
     if result.gate is not None and not result.gate.passed:
         raise result.gate.error()
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _print_promote(env: Env, result: Any) -> None:
@@ -294,7 +292,7 @@ def _cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
     else:
         for line in export.lines():
             env.out(line)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 # --- search / eval (issue 5) ----------------------------------------------------------------------------------------
@@ -314,11 +312,11 @@ def _cmd_search(args: argparse.Namespace, env: Env) -> int:
     )
     if args.json:
         print_json(env, result.to_json())
-        return EXIT_OK
+        return ExitStatus.OK
     for note in result.notes:
         env.err(f"os-rerank: note: {note}")
     env.out(format_search(result, config.pipeline.document_fields))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
@@ -364,7 +362,7 @@ def _cmd_eval(args: argparse.Namespace, env: Env) -> int:
             env.out(line)
     if gate is not None and not gate.passed:
         raise gate.error()
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _eval_gate_and_capacity(args: argparse.Namespace, data: dict[str, Any], depths: Sequence[int],
@@ -471,7 +469,7 @@ def _cmd_serve(args: argparse.Namespace, env: Env) -> int:
         server.serve_forever()
     finally:
         server_log.removeHandler(handler)
-    return EXIT_OK
+    return ExitStatus.OK
 
 # --- the AWS side (issue 7) -----------------------------------------------------------------------------------------
 
@@ -489,7 +487,7 @@ def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
         plan = plan_deploy(config, clients)
         if args.json:
             print_json(env, plan.to_json())
-            return EXIT_OK
+            return ExitStatus.OK
         for warning in plan.warnings:
             env.err(f"warning: {warning}")
         env.out(f"endpoint {plan.endpoint_name}: plan ({plan.handler} handler); nothing was written")
@@ -499,12 +497,12 @@ def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
             env.out(f"  data      {plan.archive['url']} ({plan.archive['size']} bytes, "
                     f"{len(plan.archive['members'])} files, sha256 {plan.archive['sha256'][:16]})")
         env.out(table([[s.operation, s.target, s.reason] for s in plan.steps], ["operation", "target", "why"]))
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "deploy":
         result = aws_endpoint.deploy_endpoint(config, clients, on_event=env.err, timeout=args.timeout)
         if args.json:
             print_json(env, result.to_json())
-            return EXIT_OK
+            return ExitStatus.OK
         env.out(f"endpoint {result.endpoint_name}: {result.outcome}, {result.status}")
         env.out(f"  model     {result.model_name}")
         env.out(f"  config    {result.config_name} ({result.instance_count} x {result.instance_type})")
@@ -512,24 +510,24 @@ def _cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
         if result.model_data_url:
             env.out(f"  data      {result.model_data_url}")
         env.out(f"  writes    {', '.join(result.writes) or 'none'}")
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "status":
         status = aws_endpoint.endpoint_status(config, clients)
         if args.json:
             print_json(env, status)
-            return EXIT_OK
+            return ExitStatus.OK
         rows = [[key, _status_cell(value)] for key, value in status.items() if value is not None]
         env.out(table(rows, ["field", "value"]))
-        return EXIT_OK
+        return ExitStatus.OK
     deleted = aws_endpoint.delete_endpoint(config, clients, on_event=env.err)
     if args.json:
         print_json(env, deleted.to_json())
-        return EXIT_OK
+        return ExitStatus.OK
     for item in deleted.deleted:
         env.out(f"deleted   {item}")
     for item in deleted.missing:
         env.out(f"missing   {item} (nothing to delete)")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _status_cell(value: object) -> str:
@@ -555,10 +553,10 @@ def _cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
                                 verify=None if args.no_verify else predict_roundtrip)
     if args.json:
         print_json(env, result.to_json())
-        return EXIT_OK
+        return ExitStatus.OK
     env.out(f"connector {result.connector_id}: credential updated ({result.credential_kind}); "
             f"models {', '.join(result.model_ids) or 'none'}; verified: {'yes' if result.verified else 'no'}")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 # --- a real node on this machine (os-rerank local) -----------------------------------------------------------------
@@ -596,35 +594,35 @@ def _local_action(args: argparse.Namespace, env: Env, home: object) -> int:
                               "remains", fix="run `os-rerank local up` again") from None
         if args.json:
             print_json(env, result.to_json())
-            return EXIT_OK
+            return ExitStatus.OK
         node = result.node
         env.out(f"node {node.name}: {result.outcome} in {result.seconds:.1f}s (pid {result.pid})")
         for line in _local_lines(node):
             env.out(line)
         env.out(f"stop it with: os-rerank local down --name {node.name}")
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "env":
         node = local.select(home, args.name, one=True)[0]
         for line in _local_env(node):
             env.out(line)
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "status":
         statuses = [local.status(n) for n in local.select(home, args.name)]
         if args.json:
             print_json(env, [s.to_json() for s in statuses])
-            return EXIT_OK
+            return ExitStatus.OK
         rows = [(s.node.name, s.node.version + (" secured" if s.node.secure else ""), s.node.url, s.state,
                  s.pid or "-", f"{s.rss / 1e6:.0f} MB" if s.rss else "-") for s in statuses]
         env.out(table(rows, ("name", "version", "url", "state", "pid", "rss")))
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "logs":
         node = local.select(home, args.name, one=True)[0]
         for line in local.last_lines(node, args.lines):
             env.out(line)
-        return EXIT_OK
+        return ExitStatus.OK
     for node in local.select(home, args.name):
         env.out(f"node {node.name}: {local.down(node, purge=args.purge)}")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _local_lines(node: object) -> list[str]:
