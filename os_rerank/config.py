@@ -139,7 +139,7 @@ class SageMakerConfig(_Strict):
             "SageMaker runtime URL for region and endpoint_name."))
     contract: Literal[CONTRACT_NAMES] = Field(  # type: ignore[valid-type]
         default="hf-text-classification",
-        description="The request and response format the endpoint speaks (see \"Contracts\").")
+        description="The request and response format the endpoint speaks (see \"Endpoint contracts\").")
     local_endpoint_url: str | None = Field(
         default=None, description=(
             "Base URL where os-rerank itself reaches a local SageMaker-compatible endpoint (`os-rerank serve`), given"
@@ -337,7 +337,8 @@ class DeployConfig(_Strict):
 
     preset: Literal[PRESET_NAMES] | None = Field(  # type: ignore[valid-type]
         default=None, description=(
-            "A tested cross-encoder (see \"Presets\"); set exactly one of preset, hf_model_id and model_dir."))
+            "A tested cross-encoder (see \"Presets and contracts\"); set exactly one of preset, hf_model_id and "
+            "model_dir."))
     hf_model_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")] | None = Field(
         default=None, description="Any Hugging Face cross-encoder (org/model), instead of a preset.")
     image_uri: NonEmpty | None = Field(
@@ -366,11 +367,11 @@ class DeployConfig(_Strict):
             "model.tar.gz with the handler, relative to the config file; instead of preset / hf_model_id."))
     s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = Field(
         default=None, description=(
-            "Where model.tar.gz goes. Default: the SageMaker default bucket sagemaker-<region>-<account id>, created "
+            "Where model.tar.gz goes. Default: the SageMaker default bucket `sagemaker-<region>-<account id>`, created "
             "when missing as the SageMaker SDK does; a bucket named here must exist."))
     s3_prefix: Annotated[str, Field(pattern=r"^[\w!.*'()/-]{1,200}$")] = Field(
         default="os-rerank", description=(
-            "Archives go to <s3_prefix>/<endpoint>/<first 16 hex of their SHA-256>/model.tar.gz."))
+            "Archives go to `<s3_prefix>/<endpoint>/<first 16 hex of their SHA-256>/model.tar.gz`."))
 
     @field_validator("execution_role_arn")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from os_rerank.cli import build_parser
 from os_rerank.config import load_config
 
@@ -46,3 +48,40 @@ def test_the_readme_exit_status_table_is_the_code_s() -> None:
     block = re.search(r"<!-- exit-statuses -->\n(.*?)\n<!-- /exit-statuses -->", README, re.S)
     assert block, "README must hold the exit-status table between <!-- exit-statuses --> markers"
     assert block.group(1) == exit_status_table()
+
+
+def test_the_readme_reference_is_generated_from_the_code() -> None:
+    """Exit statuses, every command's --help and every config key: the README holds what docgen makes of the code."""
+    from os_rerank.docgen import REGIONS, render_readme
+
+    _, changed = render_readme(README)
+    assert not changed, (f"README.md is out of date in region(s) {', '.join(changed)}: run "
+                         "`python -m os_rerank.docgen` and commit the result")
+    assert set(REGIONS) == {"exit-statuses", "commands", "config"}
+
+
+def test_the_reference_names_every_command_and_config_key() -> None:
+    """The generator itself: a command or key it skipped would pass the drift test above unnoticed."""
+    from os_rerank.config import Config
+    from os_rerank.docgen import command_reference, config_reference
+
+    commands_block = command_reference()
+    missing = [c for c in commands() if f"<code>os-rerank {c}</code>" not in commands_block]
+    assert not missing, f"docgen's command reference lacks {missing}"
+    table = config_reference()
+    for section, info in Config.model_fields.items():
+        if not info.exclude:
+            assert f"| `{section}` |" in table
+    assert "| `connector.client_config.retry_backoff_millis` | integer | `200` |" in table
+    assert "| `sagemaker.region` | string | required |" in table
+
+
+def test_docgen_check_names_the_command_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from os_rerank.docgen import main
+
+    stale = tmp_path / "README.md"
+    stale.write_text(README.replace("| 0 | done |", "| 0 | finished |"), encoding="utf-8")
+    assert main(["--check", "--readme", str(stale)]) == 1
+    assert "out of date: exit-statuses; run `python -m os_rerank.docgen`" in capsys.readouterr().err
+    assert main(["--readme", str(stale)]) == 0
+    assert stale.read_text(encoding="utf-8") == README

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                                               "verify", "state"]),
     ("decisions", ["plan", "search"]),
     ("commands as library calls", ["apply", "rotate", "eval", "promote", "teardown", "status", "provision"]),
-    ("the command line", ["cli", "__main__"]),
+    ("the command line, and the README generated from it", ["cli", "__main__", "docgen"]),
 ]
 # Narrower rules than the layer order: these units import only the named ones.
 ONLY: dict[str, set[str]] = {"server": {"contracts"}}
