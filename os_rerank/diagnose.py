@@ -14,9 +14,10 @@ from collections.abc import Callable
 from . import cluster as cluster_module
 from .cluster import Cluster
 from .config import Config
-from .mlcommons import PRIVATE_IP, TRUSTED_REGEX, url_regex
+from .mlcommons import MODELS, PRIVATE_IP, TRUSTED_REGEX, path, url_regex
 
 _URL_IN_REASON = re.compile(r"URL is: (\S+)")
+_UNDEPLOY = path(MODELS, "<id>", "_undeploy")
 
 
 def _trusted(reason: str, url: str | None) -> str:
@@ -50,13 +51,12 @@ RULES: list[Rule] = [
     ("circuit breaker is open", lambda r, u: (
         "an ML Commons circuit breaker is open: check heap and disk, or raise its threshold setting")),
     ("please undeploy the models first", lambda r, u: (
-        "a deployed model uses the connector: undeploy it (POST /_plugins/_ml/models/<id>/_undeploy), update, then "
-        "deploy again; `os-rerank setup` does this for the models it manages")),
+        f"a deployed model uses the connector: undeploy it (POST {_UNDEPLOY}), update, then deploy again; "
+        "`os-rerank setup` does this for the models it manages")),
     ("still using this connector", lambda r, u: (
         "models still use the connector: undeploy and delete them first (`os-rerank teardown` goes in that order)")),
     ("cannot be deleted in deploying or deployed state", lambda r, u: (
-        "undeploy the model first (POST /_plugins/_ml/models/<id>/_undeploy), then delete it; `os-rerank "
-        "teardown` does both")),
+        f"undeploy the model first (POST {_UNDEPLOY}), then delete it; `os-rerank teardown` does both")),
     ("placeholder not filled", lambda r, u: (
         "the connector's request_body names a ${parameters.X} the pre-process script did not produce: set "
         "sagemaker.contract to the endpoint's contract and run `os-rerank setup` to put the matching scripts in")),
