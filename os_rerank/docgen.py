@@ -27,6 +27,9 @@ from .errors import exit_status_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 HELP_COLUMNS = 100  # --help wraps to the terminal; the README's copy wraps here on every machine
+# argparse's help layout changes between Python versions (3.13 shows a metavar once for `-c, --config FILE`): the
+# README's `commands` region is written, and checked, with this one (pyproject's mypy python_version).
+HELP_PYTHON = (3, 11)
 
 
 def command_reference() -> str:
@@ -165,13 +168,15 @@ REGIONS: dict[str, Callable[[], str]] = {
 }
 
 
-def render_readme(text: str) -> tuple[str, list[str]]:
-    """`text` with every marked region regenerated, and the names of the regions that changed.
+def render_readme(text: str, names: tuple[str, ...] | None = None) -> tuple[str, list[str]]:
+    """`text` with the marked regions `names` (default: all) regenerated, and the names of those that changed.
 
     A region named in REGIONS but missing from the text is an error: the README must keep its markers.
     """
     changed = []
     for name, make in REGIONS.items():
+        if names is not None and name not in names:
+            continue
         found = re.search(rf"<!-- {re.escape(name)} -->\n.*?<!-- /{re.escape(name)} -->", text, re.S)
         if found is None:
             raise ValueError(f"README.md has no <!-- {name} --> ... <!-- /{name} --> region")
@@ -188,7 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=README, help="the README to rewrite (default: the repo's)")
     args = parser.parse_args(argv)
     text = args.readme.read_text(encoding="utf-8")
-    new, changed = render_readme(text)
+    names = None
+    if sys.version_info[:2] != HELP_PYTHON:
+        names = tuple(n for n in REGIONS if n != "commands")
+        print(f"python -m os_rerank.docgen: leaving the commands region as it is: its --help layout is Python "
+              f"{'.'.join(map(str, HELP_PYTHON))}'s, and this is {sys.version_info[0]}.{sys.version_info[1]}",
+              file=sys.stderr)
+    new, changed = render_readme(text, names)
     if args.check:
         if changed:
             print(f"{args.readme}: out of date: {', '.join(changed)}; run `python -m os_rerank.docgen`",
