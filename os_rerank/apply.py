@@ -35,8 +35,8 @@ from .render import (
 )
 
 # Deploy polling: at most `timeout / POLL_SECONDS` GETs, POLL_SECONDS apart (tests lower it).
-POLL_SECONDS = 1.0
-DEPLOY_TIMEOUT_SECONDS = 120.0
+POLL_SECONDS = ml.DEPLOY_POLL_SECONDS
+DEPLOY_TIMEOUT_SECONDS = ml.DEPLOY_TIMEOUT_SECONDS
 # "The ML encryption master key has not been initialized yet. Please retry after waiting for 10 seconds."
 MASTER_KEY_ATTEMPTS = 6
 MASTER_KEY_WAIT_FACTOR = 4  # waits are RETRY_BASE_SECONDS * factor * 2**k: 2 s, 4 s, 8 s ... by default
@@ -191,7 +191,7 @@ class _Run:
     def _connector(self, action: Action) -> None:
         body = dumps(connector_body(self.config, version=self.version, credential=self.credential.values))
         if action.kind == CREATE:
-            response = self.write(action, "POST", "/_plugins/_ml/connectors/_create", body)
+            response = self.write(action, "POST", ml.create_path(ml.CONNECTORS), body)
             self.result.connector_id = str(response["connector_id"])
             self.created.setdefault(ml.CONNECTORS, []).append(self.result.connector_id)
             self.emit("create", action, f"connector {action.name} created (id {self.result.connector_id})",
@@ -200,7 +200,7 @@ class _Run:
         assert action.id is not None
         for model_id in action.related:  # ML Commons refuses to update a connector a deployed model uses
             self.undeploy(action, model_id)
-        self.write(action, "PUT", f"/_plugins/_ml/connectors/{action.id}", body)
+        self.write(action, "PUT", ml.path(ml.CONNECTORS, action.id), body)
         self.emit("update", action, f"connector {action.name} updated in place (id {action.id})", action.id)
         for model_id in action.related:
             self.deploy(action, model_id)
@@ -211,7 +211,7 @@ class _Run:
             self.write(action, "PUT", ml.path(ml.MODEL_GROUPS, action.id), dumps(action.body))
             self.emit("update", action, f"model group {action.name} access updated (id {action.id})", action.id)
             return
-        response = self.write(action, "POST", "/_plugins/_ml/model_groups/_register",
+        response = self.write(action, "POST", ml.create_path(ml.MODEL_GROUPS),
                               dumps(model_group_body(self.config)))
         self.result.model_group_id = str(response["model_group_id"])
         self.created.setdefault(ml.MODEL_GROUPS, []).append(self.result.model_group_id)
@@ -232,8 +232,9 @@ class _Run:
         assert self.result.connector_id is not None
         group = self.result.model_group_id if self.config.model.group else None
         body = dumps(model_body(self.config, connector_id=self.result.connector_id, model_group_id=group))
-        response = self.write(action, "POST", "/_plugins/_ml/models/_register", body)
-        model_id = response.get("model_id") or self.task_model_id(action, response.get("task_id"))
+        response = self.write(action, "POST", ml.create_path(ml.MODELS), body)
+        model_id = response.get("model_id") or ml.task_model_id(self.cluster, response.get("task_id"),
+                                                                timeout=self.deploy_timeout, poll=POLL_SECONDS)
         self.result.model_id = str(model_id)
         self.created.setdefault(ml.MODELS, []).append(self.result.model_id)
         self.emit("create", action, f"model {action.name} registered (id {model_id})", self.result.model_id)
@@ -275,41 +276,11 @@ class _Run:
 
     # --- the model lifecycle ----------------------------------------------------------------------------------
 
-    def task_model_id(self, action: Action, task_id: str | None) -> str:
-        if not task_id:
-            raise ClusterError("model register returned neither model_id nor task_id")
-        for _ in range(self.polls()):
-            task = self.cluster.request("GET", f"/_plugins/_ml/tasks/{task_id}") or {}
-            if task.get("model_id"):
-                return str(task["model_id"])
-            if task.get("state") in ("FAILED", "CANCELLED", "COMPLETED_WITH_ERROR"):
-                raise ClusterError(f"model registration task {task_id} {task.get('state')}: {task.get('error')}")
-            self.cluster.sleep(POLL_SECONDS)
-        raise ClusterError(f"model registration task {task_id} did not finish within {self.deploy_timeout:g}s",
-                           fix="raise --timeout, or look at GET /_plugins/_ml/tasks/" + task_id)
-
-    def polls(self) -> int:
-        return max(1, int(self.deploy_timeout / POLL_SECONDS) if POLL_SECONDS > 0 else 1)
-
     def deploy(self, action: Action, model_id: str) -> None:
-        self.write(action, "POST", f"/_plugins/_ml/models/{model_id}/_deploy")
-        state = "UNKNOWN"
-        for _ in range(self.polls()):
-            model = self.cluster.request("GET", f"/_plugins/_ml/models/{model_id}") or {}
-            state = str(model.get("model_state", "UNKNOWN"))
-            if state == ml.DEPLOYED:
-                self.emit("deploy", action, f"model {model_id} deployed", model_id)
-                return
-            if state in ml.FAILED_STATES:
-                raise ClusterError(
-                    f"model {model_id} is {state}",
-                    fix=f"look at GET /_plugins/_ml/models/{model_id} and the cluster log; for remote models this is "
-                    "usually a circuit breaker (2.12-2.14) or a connector the node cannot use; then run setup again",
-                )
-            self.cluster.sleep(POLL_SECONDS)
-        raise ClusterError(f"model {model_id} is still {state} after {self.deploy_timeout:g}s",
-                           fix="wait and run setup again, or raise --timeout")
+        self.write(action, "POST", ml.path(ml.MODELS, model_id, "_deploy"))
+        ml.wait_deployed(self.cluster, model_id, timeout=self.deploy_timeout, poll=POLL_SECONDS)
+        self.emit("deploy", action, f"model {model_id} deployed", model_id)
 
     def undeploy(self, action: Action, model_id: str) -> None:
-        self.write(action, "POST", f"/_plugins/_ml/models/{model_id}/_undeploy", missing_ok=True)
+        self.write(action, "POST", ml.path(ml.MODELS, model_id, "_undeploy"), missing_ok=True)
         self.emit("undeploy", action, f"model {model_id} undeployed", model_id)

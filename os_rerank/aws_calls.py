@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Config
-from .errors import AwsError
+from .errors import AWS_CREDENTIALS_FIX, AwsError
 
 READ_PREFIXES = ("Describe", "List", "Get", "Head")
 
@@ -56,8 +56,7 @@ def aws_error(op: str, exc: Exception, *, role_arn: str | None = None) -> AwsErr
 
     if isinstance(exc, NoCredentialsError):
         return AwsError(f"{op}: no AWS credentials found",
-                        fix="configure the boto3 chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an "
-                        "instance role")
+                        fix=AWS_CREDENTIALS_FIX)
     if not isinstance(exc, ClientError):
         return AwsError(f"{op}: {exc}")
     error = exc.response.get("Error", {})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from . import output
-from .cli_commands import EXIT_OK, load
+from .cli_commands import load
+from .errors import ExitStatus
 from .output import Env, print_json, progress
 
 
@@ -24,32 +25,32 @@ def cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
             print_json(env, plan.to_json())
         else:
             output.print_endpoint_plan(env, plan)
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "deploy":
         result = aws_endpoint.deploy_endpoint(config, clients, on_event=progress(env), timeout=args.timeout)
         if args.json:
             print_json(env, result.to_json())
         else:
             output.print_deployed(env, result)
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "status":
         status = aws_endpoint.endpoint_status(config, clients)
         if args.json:
             print_json(env, status)
         else:
             output.print_endpoint_status(env, status)
-        return EXIT_OK
+        return ExitStatus.OK
     deleted = aws_endpoint.delete_endpoint(config, clients, on_event=progress(env))
     if args.json:
         print_json(env, deleted.to_json())
     else:
         output.print_endpoint_deleted(env, deleted)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
-    from .cluster import connect
     from .credentials import connector_credential, credential_warnings, is_aws_managed
+    from .diagnose import open_cluster
     from .rotate import predict_roundtrip, rotate_credentials
 
     config = load(args, env)
@@ -57,10 +58,10 @@ def cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
     env.secrets.update(cred.secrets())
     for warning in credential_warnings(cred, aws_managed=is_aws_managed(config)):
         output.warn(env, warning)
-    result = rotate_credentials(connect(config), config, cred, on_event=progress(env),
+    result = rotate_credentials(open_cluster(config), config, cred, on_event=progress(env),
                                 verify=None if args.no_verify else predict_roundtrip)
     if args.json:
         print_json(env, result.to_json())
     else:
         output.print_rotated(env, result)
-    return EXIT_OK
+    return ExitStatus.OK

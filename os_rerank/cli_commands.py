@@ -16,8 +16,6 @@ from .config import Config, load_config
 from .errors import ExitStatus, UsageError
 from .output import Env, print_json, print_lines, print_rendered, progress
 
-EXIT_OK = ExitStatus.OK
-
 
 def load(args: argparse.Namespace, env: Env) -> Config:
     """The config, and every secret it or the machine holds added to the redaction set before anything prints."""
@@ -46,7 +44,7 @@ def cmd_validate(args: argparse.Namespace, env: Env) -> int:
 
     docs = load_documents(config)  # a bad documents file is a config problem too
     output.print_validated(env, args.config, config, len(docs))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_render(args: argparse.Namespace, env: Env) -> int:
@@ -56,16 +54,16 @@ def cmd_render(args: argparse.Namespace, env: Env) -> int:
     version = _render_version(args.opensearch_version, env)
     if args.what in ("role", "settings"):
         print_rendered(env, [_admin_request(config, args.what, version)])
-        return EXIT_OK
+        return ExitStatus.OK
     if args.what == "iam":
         from .iam import iam_requests
 
         print_rendered(env, iam_requests(config, args.operator_arn))
-        return EXIT_OK
+        return ExitStatus.OK
     if args.operator_arn is not None:
         raise UsageError("--operator-arn goes with --what iam")
     print_rendered(env, render_requests(config, what=args.what, version=version))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _admin_request(config: Config, what: str, version: tuple[int, int, int]) -> Any:
@@ -102,8 +100,9 @@ def _render_version(text: str, env: Env) -> tuple[int, int, int]:
 
 
 def cmd_plan(args: argparse.Namespace, env: Env) -> int:
+    from .diagnose import open_cluster
     from .plan import plan_lines
-    from .provision import open_cluster, plan_setup
+    from .provision import plan_setup
 
     config = load(args, env)
     plan = plan_setup(open_cluster(config), config)
@@ -111,12 +110,13 @@ def cmd_plan(args: argparse.Namespace, env: Env) -> int:
         print_json(env, plan.to_dict())
     else:
         print_lines(env, plan_lines(plan))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_setup(args: argparse.Namespace, env: Env) -> int:
     from .credentials import connector_credential, credential_warnings, is_aws_managed
-    from .provision import open_cluster, run_setup
+    from .diagnose import open_cluster
+    from .provision import run_setup
     from .verify import check
 
     config = load(args, env)
@@ -134,12 +134,13 @@ def cmd_setup(args: argparse.Namespace, env: Env) -> int:
         output.print_setup(env, result)
     if result.verify is not None:
         check(result.verify)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_verify(args: argparse.Namespace, env: Env) -> int:
     from .credentials import chain_secrets
-    from .provision import open_cluster, run_verify
+    from .diagnose import open_cluster
+    from .provision import run_verify
     from .verify import check
 
     config = load(args, env)
@@ -150,11 +151,12 @@ def cmd_verify(args: argparse.Namespace, env: Env) -> int:
     else:
         print_lines(env, report.lines())
     check(report)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_status(args: argparse.Namespace, env: Env) -> int:
-    from .provision import open_cluster, run_status
+    from .diagnose import open_cluster
+    from .provision import run_status
     from .status import HEADERS
 
     config = load(args, env)
@@ -163,12 +165,12 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
         print_json(env, [r.to_dict() for r in rows])
     else:
         output.print_status(env, rows, HEADERS)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_teardown(args: argparse.Namespace, env: Env) -> int:
+    from .diagnose import open_cluster
     from .errors import ClusterError
-    from .provision import open_cluster
     from .teardown import teardown
 
     config = load(args, env)
@@ -184,7 +186,7 @@ def cmd_teardown(args: argparse.Namespace, env: Env) -> int:
                            fix="fix the causes above and run `os-rerank teardown` again (it skips what is gone)")
     if not args.json:
         output.print_teardown_done(env)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 # --- promote / rollback ---------------------------------------------------------------------------------------------
@@ -192,8 +194,8 @@ def cmd_teardown(args: argparse.Namespace, env: Env) -> int:
 
 def cmd_promote(args: argparse.Namespace, env: Env) -> int:
     from .credentials import chain_secrets
+    from .diagnose import open_cluster
     from .promote import change_lines, check_index_name, run_promote, run_rollback
-    from .provision import open_cluster
 
     config = load(args, env)
     env.secrets.update(chain_secrets(config))
@@ -212,7 +214,7 @@ def cmd_promote(args: argparse.Namespace, env: Env) -> int:
         output.print_promote(env, result, change_lines(result.change, dry_run=result.dry_run))
     if result.gate is not None and not result.gate.passed:
         raise result.gate.error()
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Config) -> Callable[[], Any]:
@@ -236,9 +238,9 @@ def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Conf
 
 
 def cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
+    from .diagnose import open_cluster
     from .eval import load_qrels, load_queries
     from .preflight import read_cluster_info
-    from .provision import open_cluster
     from .workbench import apply_export, check_name, plan_export
 
     config = load(args, env)
@@ -252,31 +254,31 @@ def cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
         print_json(env, export.to_dict())
     else:
         print_lines(env, export.lines())
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 # --- search / eval --------------------------------------------------------------------------------------------------
 
 
 def cmd_search(args: argparse.Namespace, env: Env) -> int:
-    from .cluster import connect
+    from .diagnose import open_cluster
     from .search import format_search, load_query_json, run_search
 
     config = load(args, env)
     query, base = load_query_json(args.query_json) if args.query_json else (None, None)
     result = run_search(
-        connect(config), config, args.query, size=args.size, window=args.window, min_score=args.min_score,
+        open_cluster(config), config, args.query, size=args.size, window=args.window, min_score=args.min_score,
         query=query, base=base, compare=args.compare,
     )
     if args.json:
         print_json(env, result.to_json())
-        return EXIT_OK
+        return ExitStatus.OK
     output.print_search(env, result.notes, format_search(result, config.pipeline.document_fields))
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_eval(args: argparse.Namespace, env: Env) -> int:
-    from .cluster import connect
+    from .diagnose import open_cluster
     from .eval import (
         format_report,
         load_corpus,
@@ -298,7 +300,7 @@ def cmd_eval(args: argparse.Namespace, env: Env) -> int:
     qrels = load_qrels(args.qrels)
     corpus = (load_corpus(args.corpus, config.pipeline.document_fields, config.index.fields)
               if args.corpus else None)
-    report = run_eval(connect(config), config, queries, qrels, depths=depths, corpus=corpus,
+    report = run_eval(open_cluster(config), config, queries, qrels, depths=depths, corpus=corpus,
                       corpus_name=args.corpus, on_event=progress(env))
     if args.plot:
         plot_report(report, args.plot)
@@ -314,7 +316,7 @@ def cmd_eval(args: argparse.Namespace, env: Env) -> int:
         output.print_eval(env, format_report(report), extra, gate_lines)
     if gate is not None and not gate.passed:
         raise gate.error()
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _eval_gate_and_capacity(args: argparse.Namespace, data: dict[str, Any], depths: Sequence[int],

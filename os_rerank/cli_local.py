@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 
 from . import output
-from .cli_commands import EXIT_OK
-from .errors import Interrupted, LocalNodeError, UsageError
+from .errors import ExitStatus, Interrupted, LocalNodeError, UsageError
 from .output import Env, print_json, print_lines, progress
 
 SERVE_KEY_ID_ENV = "OS_RERANK_SERVE_ACCESS_KEY_ID"
@@ -98,7 +97,7 @@ def cmd_serve(args: argparse.Namespace, env: Env) -> int:
         server.serve_forever()
     finally:
         server_log.removeHandler(handler)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def cmd_local(args: argparse.Namespace, env: Env) -> int:
@@ -131,20 +130,20 @@ def _local_action(args: argparse.Namespace, env: Env, home: Path) -> int:
             print_json(env, result.to_json())
         else:
             output.print_local_up(env, result, ADMIN_USER)
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "env":
         output.print_local_env(env, local.select(home, args.name, one=True)[0], ADMIN_USER)
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "status":
         statuses = [local.status(n) for n in local.select(home, args.name)]
         if args.json:
             print_json(env, [s.to_json() for s in statuses])
         else:
             output.print_local_status(env, statuses)
-        return EXIT_OK
+        return ExitStatus.OK
     if args.action == "logs":
         print_lines(env, local.last_lines(local.select(home, args.name, one=True)[0], args.lines))
-        return EXIT_OK
+        return ExitStatus.OK
     for node in local.select(home, args.name):
         output.print_local_down(env, node.name, local.down(node, purge=args.purge))
-    return EXIT_OK
+    return ExitStatus.OK

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import BasicAuth, Config, SigV4Auth
-from .errors import ClusterError, ConfigError
+from .errors import AWS_CREDENTIALS_FIX, ClusterError, ConfigError
 
 # Backoff before retry k (0-based) is RETRY_BASE_SECONDS * 2**k; tests lower it.
 RETRY_BASE_SECONDS = 0.5
@@ -46,7 +46,8 @@ class Call:
         return not (self.method == "POST" and reads)
 
 
-# Turns a failed request's (status, reason) into the fix a user should apply; provisioning installs a better one.
+# Turns a failed request's (status, reason) into the fix a user should apply; diagnose.open_cluster installs the
+# ML Commons remedy table (this transport knows nothing of ML Commons).
 Diagnose = Callable[[int | None, str], "str | None"]
 
 
@@ -237,9 +238,7 @@ def connect(config: Config, *, sleep: Callable[[float], None] = time.sleep) -> C
         kwargs["http_auth"] = (auth.username, config.password.get_secret_value())
     elif isinstance(auth, SigV4Auth):
         kwargs["http_auth"] = _sigv4_auth(config, auth)
-    from .diagnose import diagnoser  # here, not at the top: diagnose imports modules that import this one
-
-    return Cluster(client=OpenSearch(**kwargs), url=os_cfg.url, sleep=sleep, diagnose=diagnoser(config))
+    return Cluster(client=OpenSearch(**kwargs), url=os_cfg.url, sleep=sleep)
 
 
 def _sigv4_auth(config: Config, auth: SigV4Auth) -> Any:
@@ -252,7 +251,7 @@ def _sigv4_auth(config: Config, auth: SigV4Auth) -> Any:
     if credentials is None:
         raise ConfigError(
             [f"{config.source.name}: opensearch.auth: aws_sigv4 found no AWS credentials"],
-            fix="configure the boto3 chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role",
+            fix=AWS_CREDENTIALS_FIX,
         )
     region = auth.region or config.sagemaker.region
     return AWS4Auth(refreshable_credentials=credentials, region=region, service=auth.service)

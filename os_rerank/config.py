@@ -70,29 +70,38 @@ class _Strict(BaseModel):
 
 
 class NoAuth(_Strict):
-    type: Literal["none"] = "none"
+    type: Literal["none"] = Field(default="none", description="none: no authentication.")
 
 
 class BasicAuth(_Strict):
-    type: Literal["basic"]
-    username: NonEmpty = "admin"
+    type: Literal["basic"] = Field(
+        description="basic: HTTP basic auth; the password comes from OPENSEARCH_PASSWORD, never from the file.")
+    username: NonEmpty = Field(default="admin", description="The basic-auth user (OPENSEARCH_USERNAME overrides it).")
 
 
 class SigV4Auth(_Strict):
-    type: Literal["aws_sigv4"]
-    region: Annotated[str, Field(pattern=_REGION)] | None = None
-    service: Literal["es", "aoss"] = "es"
+    type: Literal["aws_sigv4"] = Field(
+        description="aws_sigv4: requests signed with the boto3 chain's credentials (Amazon OpenSearch Service).")
+    region: Annotated[str, Field(pattern=_REGION)] | None = Field(
+        default=None, description="The region requests are signed for; default: sagemaker.region.")
+    service: Literal["es", "aoss"] = Field(
+        default="es", description="es for an Amazon OpenSearch Service domain, aoss for OpenSearch Serverless.")
 
 
 Auth = Annotated[NoAuth | BasicAuth | SigV4Auth, Field(discriminator="type")]
 
 
 class OpenSearchConfig(_Strict):
-    url: NonEmpty = "http://localhost:9200"
-    auth: Auth = NoAuth()
-    verify_certs: bool = True
-    ca_certs: Path | None = None
-    timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 30.0
+    url: NonEmpty = Field(
+        default="http://localhost:9200", description="The cluster's URL (OPENSEARCH_URL overrides it).")
+    auth: Auth = Field(
+        default=NoAuth(), description="How os-rerank authenticates to the cluster: type none, basic or aws_sigv4.")
+    verify_certs: bool = Field(default=True, description="Check the cluster's TLS certificate (false for tests only).")
+    ca_certs: Path | None = Field(
+        default=None, description=(
+            "The CA bundle that verifies the cluster's certificate (OPENSEARCH_CA_CERTS overrides it)."))
+    timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = Field(
+        default=30.0, description="Seconds per request to the cluster.")
 
     @field_validator("url")
     @classmethod
@@ -101,17 +110,24 @@ class OpenSearchConfig(_Strict):
 
 
 class SageMakerConfig(_Strict):
-    region: Annotated[str, Field(pattern=_REGION)]
-    endpoint_name: Annotated[str, Field(pattern=_ENDPOINT_NAME)] | None = None
-    # The full invocation URL the *connector* calls (from OpenSearch's point of view); by default the SageMaker
-    # runtime URL for region and endpoint_name.
-    endpoint_url: str | None = None
-    contract: Literal[CONTRACT_NAMES] = "hf-text-classification"  # type: ignore[valid-type]
-    # Base URL where os-rerank itself reaches a local SageMaker-compatible endpoint (`os-rerank serve`), given to
-    # boto3 as endpoint_url. In docker compose it differs from the host the connector uses.
-    local_endpoint_url: str | None = None
-    # Documents per endpoint call: the largest page `search --window` may send through the reranker.
-    max_batch: Annotated[int, Field(ge=1, le=1000)] = 100
+    region: Annotated[str, Field(pattern=_REGION)] = Field(
+        description="The endpoint's AWS region (AWS_REGION overrides it).")
+    endpoint_name: Annotated[str, Field(pattern=_ENDPOINT_NAME)] | None = Field(
+        default=None, description="The SageMaker endpoint's name.")
+    endpoint_url: str | None = Field(
+        default=None, description=(
+            "The full invocation URL the connector calls, from OpenSearch's side of the network; default: the "
+            "SageMaker runtime URL for region and endpoint_name."))
+    contract: Literal[CONTRACT_NAMES] = Field(  # type: ignore[valid-type]
+        default="hf-text-classification",
+        description="The request and response format the endpoint speaks (see \"Endpoint contracts\").")
+    local_endpoint_url: str | None = Field(
+        default=None, description=(
+            "Base URL where os-rerank itself reaches a local SageMaker-compatible endpoint (`os-rerank serve`), given"
+            " to boto3 as endpoint_url. In docker compose it differs from the host the connector uses."))
+    max_batch: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=100, description=(
+            "Documents per endpoint call: the largest page `search --window` may send through the reranker."))
 
     @field_validator("endpoint_url", "local_endpoint_url")
     @classmethod
@@ -149,15 +165,21 @@ class SageMakerConfig(_Strict):
 class ClientConfig(_Strict):
     """The connector's HTTP client settings. Timeouts are in seconds here; render converts for ML Commons 2.13."""
 
-    connection_timeout: Annotated[int, Field(ge=1, le=3600)] = 10
-    read_timeout: Annotated[int, Field(ge=1, le=3600)] = 30
-    max_connection: Annotated[int, Field(ge=1, le=1000)] = 20
-    max_retry_times: Annotated[int, Field(ge=-1, le=100)] = 3
-    retry_backoff_policy: Literal["constant", "exponential_equal_jitter", "exponential_full_jitter"] = (
-        "exponential_full_jitter"
-    )
-    retry_backoff_millis: Annotated[int, Field(ge=0, le=60000)] = 200
-    retry_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    connection_timeout: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=10, description="Seconds the connector waits for a connection to the endpoint.")
+    read_timeout: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=30, description="Seconds the connector waits for the endpoint's answer.")
+    max_connection: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=20, description="The connector's connection pool size.")
+    max_retry_times: Annotated[int, Field(ge=-1, le=100)] = Field(
+        default=3, description=(
+            "Retries of a failed endpoint call (-1: until retry_timeout_seconds; retries need OpenSearch 2.15+)."))
+    retry_backoff_policy: Literal["constant", "exponential_equal_jitter", "exponential_full_jitter"] = Field(
+        default="exponential_full_jitter", description="How the wait between retries grows.")
+    retry_backoff_millis: Annotated[int, Field(ge=0, le=60000)] = Field(
+        default=200, description="The base wait between retries, in milliseconds.")
+    retry_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = Field(
+        default=30, description="Seconds after which the connector stops retrying.")
 
 
 class Access(_Strict):
@@ -165,8 +187,10 @@ class Access(_Strict):
     security plugin and plugins.ml_commons.model_access_control_enabled or connector_access_control_enabled, which
     the admin's settings then include."""
 
-    mode: Literal["public", "private", "restricted"]
-    backend_roles: list[NonEmpty] = Field(default_factory=list)
+    mode: Literal["public", "private", "restricted"] = Field(
+        description="public, private (the owner and admins) or restricted (users holding one of backend_roles).")
+    backend_roles: list[NonEmpty] = Field(
+        default_factory=list, description="The backend roles that may use the resource; with mode restricted only.")
 
     @model_validator(mode="after")
     def _roles_only_when_restricted(self) -> Access:
@@ -179,22 +203,30 @@ class Access(_Strict):
 
 
 class ConnectorConfig(_Strict):
-    name: NonEmpty = "os-rerank sagemaker cross-encoder"
-    description: str = "SageMaker cross-encoder for the rerank search pipeline (managed by os-rerank)"
-    client_config: ClientConfig = ClientConfig()
-    # Amazon OpenSearch Service only: the connector holds this IAM role instead of keys.
-    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = None
-    # Who may see, update and register models on the connector (it holds the credential); None sends nothing.
-    access: Access | None = None
+    name: NonEmpty = Field(
+        default="os-rerank sagemaker cross-encoder", description=(
+            "The connector's name: os-rerank finds it by this name, never by a remembered id."))
+    description: str = Field(
+        default="SageMaker cross-encoder for the rerank search pipeline (managed by os-rerank)", description=(
+            "The connector's description."))
+    client_config: ClientConfig = Field(default=ClientConfig(), description="The connector's HTTP client settings.")
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")] | None = Field(
+        default=None, description="Amazon OpenSearch Service only: the connector holds this IAM role instead of keys.")
+    access: Access | None = Field(
+        default=None, description=(
+            "Who may see, update and register models on the connector (it holds the credential); unset sends nothing."))
 
 
 class ModelConfig(_Strict):
-    name: NonEmpty = "os-rerank cross-encoder"
-    description: str = "Remote cross-encoder for reranking (managed by os-rerank)"
-    # Model group to register into; created when missing. None lets ML Commons pick one named like the model.
-    group: NonEmpty | None = "os-rerank"
-    # Who may use the model group's models; None sends nothing (ML Commons' default).
-    access: Access | None = None
+    name: NonEmpty = Field(
+        default="os-rerank cross-encoder", description="The remote model's name: os-rerank finds it by this name.")
+    description: str = Field(
+        default="Remote cross-encoder for reranking (managed by os-rerank)", description="The model's description.")
+    group: NonEmpty | None = Field(
+        default="os-rerank", description=(
+            "Model group to register into; created when missing. null lets ML Commons pick one named like the model."))
+    access: Access | None = Field(
+        default=None, description="Who may use the model group's models; unset sends nothing (ML Commons' default).")
 
     @model_validator(mode="after")
     def _access_needs_a_group(self) -> ModelConfig:
@@ -204,12 +236,15 @@ class ModelConfig(_Strict):
 
 
 class IndexConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-+]*$", max_length=255)] = "my-test-data"
-    # Field name -> mapping type of the text fields the sample documents carry.
-    fields: dict[NonEmpty, FieldType] = Field(default_factory=lambda: {"passage_text": _TEXT})
-    # JSONL file of sample documents (one JSON object per line), relative to the config file. None: the four
-    # passages of the OpenSearch cross-encoder tutorial.
-    documents: Path | None = None
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-+]*$", max_length=255)] = Field(
+        default="my-test-data", description="The test index setup creates and loads the sample documents into.")
+    fields: dict[NonEmpty, FieldType] = Field(
+        default_factory=lambda: {"passage_text": _TEXT}, description=(
+            "Field name -> mapping type (text or keyword) of the text fields the sample documents carry."))
+    documents: Path | None = Field(
+        default=None, description=(
+            "JSONL file of sample documents (one JSON object per line), relative to the config file. Unset: the four "
+            "passages of the OpenSearch cross-encoder tutorial."))
 
     @field_validator("fields")
     @classmethod
@@ -220,29 +255,40 @@ class IndexConfig(_Strict):
 
 
 class PipelineConfig(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] = "rerank_pipeline_sagemaker"
-    description: str = "Rerank with a SageMaker cross-encoder (managed by os-rerank)"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] = Field(
+        default="rerank_pipeline_sagemaker", description="The search pipeline's name.")
+    description: str = Field(
+        default="Rerank with a SageMaker cross-encoder (managed by os-rerank)", description=(
+            "The search pipeline's description."))
     document_fields: Annotated[list[NonEmpty], Field(min_length=1, max_length=50)] = Field(
-        default_factory=lambda: ["passage_text"]
-    )
-    ignore_failure: bool = False
-    # Rerank `oversample` times the hits a search asks for and return what it asked for, in the pipeline itself
-    # (the oversample and truncate_hits processors); None: the pipeline reranks the page it is given (window.py).
-    oversample: Annotated[float, Field(ge=1.0, le=100.0, allow_inf_nan=False)] | None = None
+        default_factory=lambda: ["passage_text"], description="The document fields the reranker reads, in order.")
+    ignore_failure: bool = Field(
+        default=False, description=(
+            "true serves a search without the rerank context un-reranked instead of failing it: `os-rerank promote` "
+            "needs it."))
+    oversample: Annotated[float, Field(ge=1.0, le=100.0, allow_inf_nan=False)] | None = Field(
+        default=None, description=(
+            "Rerank `oversample` times the hits a search asks for and return what it asked for, in the pipeline "
+            "itself (the oversample and truncate_hits processors of search-pipeline-common); unset: the pipeline "
+            "reranks the page it is given."))
 
 
 class VerifyConfig(_Strict):
     """The probe `verify` sends, and what it expects back."""
 
-    query: NonEmpty = "What is the capital of the United States?"
-    # Must be the top hit of the sample index for `query` after reranking; None skips that check.
-    expected_top: str | None = "Washington, D.C."
-    # Largest difference allowed between a score through OpenSearch (FLOAT32) and straight from the endpoint.
-    tolerance: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-4
+    query: NonEmpty = Field(
+        default="What is the capital of the United States?", description="The query `verify` sends.")
+    expected_top: str | None = Field(
+        default="Washington, D.C.", description=(
+            "Must be the top hit of the sample index for `query` after reranking; null skips that check."))
+    tolerance: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        default=1e-4, description=(
+            "Largest difference allowed between a score through OpenSearch (FLOAT32) and straight from the endpoint."))
 
 
 class AwsConfig(_Strict):
-    profile: NonEmpty | None = None
+    profile: NonEmpty | None = Field(
+        default=None, description="The AWS profile of the boto3 chain (AWS_PROFILE overrides it).")
 
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -251,11 +297,14 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 class AutoscalingConfig(_Strict):
     """Target tracking on SageMakerVariantInvocationsPerInstance (invocations per instance per minute)."""
 
-    min: Annotated[int, Field(ge=1, le=100)] = 1
-    max: Annotated[int, Field(ge=1, le=100)] = 2
-    target_invocations_per_instance: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] = 100.0
-    scale_in_cooldown: Annotated[int, Field(ge=0, le=86400)] = 300
-    scale_out_cooldown: Annotated[int, Field(ge=0, le=86400)] = 60
+    min: Annotated[int, Field(ge=1, le=100)] = Field(default=1, description="Fewest instances.")
+    max: Annotated[int, Field(ge=1, le=100)] = Field(default=2, description="Most instances.")
+    target_invocations_per_instance: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] = Field(
+        default=100.0, description="Invocations per instance per minute the policy keeps to.")
+    scale_in_cooldown: Annotated[int, Field(ge=0, le=86400)] = Field(
+        default=300, description="Seconds after a scale-in before the next.")
+    scale_out_cooldown: Annotated[int, Field(ge=0, le=86400)] = Field(
+        default=60, description="Seconds after a scale-out before the next.")
 
     @model_validator(mode="after")
     def _ordered(self) -> AutoscalingConfig:
@@ -267,32 +316,48 @@ class AutoscalingConfig(_Strict):
 class DeployConfig(_Strict):
     """What `os-rerank endpoint deploy` puts on SageMaker under sagemaker.endpoint_name (see presets.py)."""
 
-    preset: Literal[PRESET_NAMES] | None = None  # type: ignore[valid-type]
-    hf_model_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")] | None = None
-    # Default: the Hugging Face PyTorch inference image for the region (aws_spec.default_image_uri).
-    image_uri: NonEmpty | None = None
-    # Default: the preset's instance type, else ml.m5.xlarge.
-    instance_type: Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")] | None = None
-    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
-    # The role SageMaker assumes to pull the image and write logs; checked when `endpoint deploy` runs.
-    execution_role_arn: str | None = None
-    autoscaling: AutoscalingConfig | None = None
-    variant_name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = "AllTraffic"
-    # What answers requests (presets.handler_for): `stock`, the toolkit's zero-code text-classification pipeline;
-    # `os-rerank`, our handler packaged as code/inference.py in model.tar.gz on S3, for every contract; `auto`,
-    # os-rerank's when sagemaker.contract is not the stock container's or model_dir is set (and image_uri is unset).
-    handler: Literal["auto", "stock", "os-rerank"] = "auto"
-    # A local model directory (save_pretrained: config, tokenizer, weights or model.onnx) packaged into
-    # model.tar.gz with the handler, relative to the config file; instead of preset / hf_model_id.
-    model_dir: NonEmpty | None = None
-    # Where model.tar.gz goes. Default: the SageMaker default bucket sagemaker-<region>-<account id>, created when
-    # missing as the SageMaker SDK does; a bucket named here must exist.
-    s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
-    s3_prefix: Annotated[str, Field(pattern=r"^[\w!.*'()/-]{1,200}$")] = "os-rerank"
-    # Set: the section deploys an embedding model (model_dir or hf_model_id) with os-rerank's handler (mean pooling,
-    # L2-normalised vectors) answering this embedding contract at sagemaker.endpoint_name; sagemaker.contract is then
-    # not used. The SageMaker model gets OS_RERANK_EMBEDDING_CONTRACT instead of OS_RERANK_CONTRACT.
-    embedding_contract: str | None = None
+    preset: Literal[PRESET_NAMES] | None = Field(  # type: ignore[valid-type]
+        default=None, description=(
+            "A tested cross-encoder (see \"Presets and contracts\"); set exactly one of preset, hf_model_id and "
+            "model_dir."))
+    hf_model_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")] | None = Field(
+        default=None, description="Any Hugging Face cross-encoder (org/model), instead of a preset.")
+    image_uri: NonEmpty | None = Field(
+        default=None, description=(
+            "The container image; default: the Hugging Face PyTorch inference image for the region."))
+    instance_type: Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")] | None = Field(
+        default=None, description=(
+            "The SageMaker instance type; default: the preset's, else ml.m5.xlarge (ml.g* and ml.p* get the GPU "
+            "image)."))
+    instance_count: Annotated[int, Field(ge=1, le=100)] = Field(default=1, description="Instances behind the endpoint.")
+    execution_role_arn: str | None = Field(
+        default=None, description=(
+            "The role SageMaker assumes to pull the image and write logs; checked when `endpoint deploy` runs."))
+    autoscaling: AutoscalingConfig | None = Field(
+        default=None, description="Target tracking on invocations per instance; unset: a fixed instance count.")
+    variant_name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = Field(
+        default="AllTraffic", description="The endpoint's production variant.")
+    handler: Literal["auto", "stock", "os-rerank"] = Field(
+        default="auto", description=(
+            "What answers requests: `stock`, the toolkit's zero-code text-classification pipeline; `os-rerank`, our "
+            "handler packaged as code/inference.py in model.tar.gz on S3, for every contract; `auto`, os-rerank's "
+            "when sagemaker.contract is not the stock container's or model_dir is set (and image_uri is unset)."))
+    model_dir: NonEmpty | None = Field(
+        default=None, description=(
+            "A local model directory (save_pretrained: config, tokenizer, weights or model.onnx) packaged into "
+            "model.tar.gz with the handler, relative to the config file; instead of preset / hf_model_id."))
+    s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = Field(
+        default=None, description=(
+            "Where model.tar.gz goes. Default: the SageMaker default bucket `sagemaker-<region>-<account id>`, created "
+            "when missing as the SageMaker SDK does; a bucket named here must exist."))
+    s3_prefix: Annotated[str, Field(pattern=r"^[\w!.*'()/-]{1,200}$")] = Field(
+        default="os-rerank", description=(
+            "Archives go to `<s3_prefix>/<endpoint>/<first 16 hex of their SHA-256>/model.tar.gz`."))
+    embedding_contract: str | None = Field(
+        default=None, description=(
+            "Set: the section deploys an embedding model (model_dir or hf_model_id) with os-rerank's handler (mean "
+            "pooling, L2-normalised vectors) answering this embedding contract at sagemaker.endpoint_name; "
+            "sagemaker.contract is then not used (the SageMaker model gets OS_RERANK_EMBEDDING_CONTRACT)."))
 
     @field_validator("embedding_contract")
     @classmethod
@@ -325,15 +390,19 @@ class DeployConfig(_Strict):
 
 
 class Config(_Strict):
-    opensearch: OpenSearchConfig = OpenSearchConfig()
-    sagemaker: SageMakerConfig
-    connector: ConnectorConfig = ConnectorConfig()
-    model: ModelConfig = ModelConfig()
-    index: IndexConfig = IndexConfig()
-    pipeline: PipelineConfig = PipelineConfig()
-    verify: VerifyConfig = VerifyConfig()
-    aws: AwsConfig = AwsConfig()
-    deploy: DeployConfig | None = None
+    opensearch: OpenSearchConfig = Field(default=OpenSearchConfig(), description="The cluster to provision and search.")
+    sagemaker: SageMakerConfig = Field(description="The cross-encoder endpoint the connector calls.")
+    connector: ConnectorConfig = Field(
+        default=ConnectorConfig(), description="The ML Commons connector to the endpoint.")
+    model: ModelConfig = Field(
+        default=ModelConfig(), description="The remote model on the connector, and its model group.")
+    index: IndexConfig = Field(default=IndexConfig(), description="The test index and its sample documents.")
+    pipeline: PipelineConfig = Field(default=PipelineConfig(), description="The rerank search pipeline.")
+    verify: VerifyConfig = Field(
+        default=VerifyConfig(), description="The probe `verify` sends, and what it expects back.")
+    aws: AwsConfig = Field(default=AwsConfig(), description="AWS settings of the boto3 chain.")
+    deploy: DeployConfig | None = Field(
+        default=None, description="What `os-rerank endpoint deploy` puts on SageMaker; unset: no deploy.")
     # Not from the YAML: where it came from, and the password from the environment.
     source: Path = Field(default=Path("config.yaml"), exclude=True)
     password: SecretStr | None = Field(default=None, exclude=True)

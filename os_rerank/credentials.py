@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .errors import AwsError
+from .errors import AWS_CREDENTIALS_FIX, AwsError
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def connector_credential(config: Config) -> ConnectorCredential:
     if credentials is None:
         raise AwsError(
             "no AWS credentials found for the connector to sign its SageMaker calls with",
-            fix="configure the boto3 chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role",
+            fix=AWS_CREDENTIALS_FIX,
         )
     frozen = credentials.get_frozen_credentials()
     values = {"access_key": frozen.access_key, "secret_key": frozen.secret_key}

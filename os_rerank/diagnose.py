@@ -1,8 +1,10 @@
-"""Turn an ML Commons / neural-search failure into the one fix that resolves it (docs/ml-commons.md#failures).
+"""The one remedy table: an ML Commons / neural-search failure reason -> the one fix that resolves it
+(docs/ml-commons.md#failures).
 
 `diagnose(status, reason, url=...)` returns the fix, or None when the reason is not one we know. `diagnoser(config)`
-binds the connector URL so the trusted-endpoint fix can name the exact regex; the CLI installs it as
-`Cluster.diagnose`.
+binds the connector URL so the trusted-endpoint fix can name the exact regex; `open_cluster(config)` connects with
+it installed as `Cluster.diagnose`, so every command that talks to OpenSearch shows the same fix for the same
+failure (the transport itself knows nothing of ML Commons).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from . import cluster as cluster_module
+from .cluster import Cluster
 from .config import Config
-from .plan import url_regex
-from .state import PRIVATE_IP, TRUSTED_REGEX
+from .mlcommons import MODELS, PRIVATE_IP, TRUSTED_REGEX, path, url_regex
 
 _URL_IN_REASON = re.compile(r"URL is: (\S+)")
+_UNDEPLOY = path(MODELS, "<id>", "_undeploy")
 
 
 def _trusted(reason: str, url: str | None) -> str:
@@ -48,13 +52,12 @@ RULES: list[Rule] = [
     ("circuit breaker is open", lambda r, u: (
         "an ML Commons circuit breaker is open: check heap and disk, or raise its threshold setting")),
     ("please undeploy the models first", lambda r, u: (
-        "a deployed model uses the connector: undeploy it (POST /_plugins/_ml/models/<id>/_undeploy), update, then "
-        "deploy again; `os-rerank setup` does this for the models it manages")),
+        f"a deployed model uses the connector: undeploy it (POST {_UNDEPLOY}), update, then deploy again; "
+        "`os-rerank setup` does this for the models it manages")),
     ("still using this connector", lambda r, u: (
         "models still use the connector: undeploy and delete them first (`os-rerank teardown` goes in that order)")),
     ("cannot be deleted in deploying or deployed state", lambda r, u: (
-        "undeploy the model first (POST /_plugins/_ml/models/<id>/_undeploy), then delete it; `os-rerank "
-        "teardown` does both")),
+        f"undeploy the model first (POST {_UNDEPLOY}), then delete it; `os-rerank teardown` does both")),
     ("placeholder not filled", lambda r, u: (
         "the connector's request_body names a ${parameters.X} the pre-process script did not produce: set "
         "sagemaker.contract to the endpoint's contract and run `os-rerank setup` to put the matching scripts in")),
@@ -93,8 +96,9 @@ RULES: list[Rule] = [
         "a built-in rerank post-process met a different response shape: set sagemaker.contract to the endpoint's "
         "contract and run `os-rerank setup`")),
     ("scores and hits are not the same length", lambda r, u: (
-        "the endpoint returned a different number of scores than documents: check sagemaker.contract (a top-k "
-        "endpoint must return every document)")),
+        "the endpoint returned a different number of scores than documents (the connector's post-process must "
+        "return one FLOAT32 score per document, in order): check sagemaker.contract (a top-k endpoint must return "
+        "every document)")),
     ("no text documents were provided", lambda r, u: (
         "the rerank got an empty page: do not rerank size:0 searches or pages past the last hit")),
     ("no document context found", lambda r, u: (
@@ -139,3 +143,10 @@ def diagnoser(config: Config) -> Callable[[int | None, str], str | None]:
         return diagnose(status, reason, url=url)
 
     return bound
+
+
+def open_cluster(config: Config) -> Cluster:
+    """A Cluster for `config` whose errors carry this table's fix for ML Commons failures."""
+    cluster = cluster_module.connect(config)  # looked up at call time: tests replace the transport
+    cluster.diagnose = diagnoser(config)
+    return cluster

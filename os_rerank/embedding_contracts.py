@@ -8,7 +8,7 @@ local endpoint (`parse_request`, `build_response`).
 What ML Commons 2.19 does with an embedding connector (ml-commons 2.19.1.0, read for this module):
 - neural-search (`MLCommonsClientAccessor.inferenceSentences`, used by the `text_embedding` ingest processor and
   the `neural` query) sends a `TextDocsInputDataSet` with FunctionName TEXT_EMBEDDING: only the texts, no query.
-  `POST /_plugins/_ml/_predict/text_embedding/<model_id>` with `{"text_docs": [...]}` is the same input.
+  A `_predict` of algorithm `text_embedding` with `{"text_docs": [...]}` is the same input.
 - `ConnectorUtils.escapeMLInput` JSON-escapes every text (Gson, `processTextDoc`) before the pre-process script
   sees it as `params.text_docs`: the same escaping the rerank scripts rely on, so the same body-as-JSON-text design
   delivers the texts exactly (painless/README.md).

@@ -9,7 +9,7 @@ from typing import Any
 from .config import Config
 from .contracts import ContractError, get_contract
 from .credentials import aws_session
-from .errors import EndpointError
+from .errors import AWS_CREDENTIALS_FIX, EndpointError
 
 
 def endpoint_client(config: Config, session: Any = None) -> Any:
@@ -50,7 +50,7 @@ def score_documents(config: Config, query: str, docs: Sequence[str], *, client: 
     except (NoCredentialsError, PartialCredentialsError):
         raise EndpointError(
             f"no AWS credentials to call endpoint {name!r}",
-            fix="configure the boto3 chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role",
+            fix=AWS_CREDENTIALS_FIX,
         ) from None
     except EndpointConnectionError as exc:
         raise EndpointError(

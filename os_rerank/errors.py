@@ -43,6 +43,11 @@ MEANINGS: dict[ExitStatus, str] = {
 }
 
 
+# The fix for "no AWS credentials", wherever boto3 finds none (connector, endpoint, SigV4 to OpenSearch, AWS calls).
+AWS_CREDENTIALS_FIX = (
+    "configure the boto3 chain: AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance role")
+
+
 def exit_status_table() -> str:
     """The README's exit-status table, from `MEANINGS`."""
     rows = ["| status | meaning |", "|---|---|"]

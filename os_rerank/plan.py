@@ -7,13 +7,23 @@ that change nothing ("connector exists and matches"). IDs not known yet are `(kn
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import mlcommons as ml
 from .config import Config
 from .errors import ClusterError
-from .mlcommons import DEPLOYED, LOADED_STATES, Found
+from .mlcommons import (
+    CONNECTOR_ACCESS_CONTROL,
+    DEPLOYED,
+    LOADED_STATES,
+    MODEL_ACCESS_CONTROL,
+    PRIVATE_IP,
+    PRIVATE_IP_SINCE,
+    TRUSTED_REGEX,
+    regex_admits,
+    url_regex,
+)
 from .render import (
     KNOWN_AFTER_APPLY,
     Version,
@@ -26,14 +36,7 @@ from .render import (
     pipeline_body,
     redacted_credential,
 )
-from .state import (
-    CONNECTOR_ACCESS_CONTROL,
-    MODEL_ACCESS_CONTROL,
-    PRIVATE_IP,
-    PRIVATE_IP_SINCE,
-    TRUSTED_REGEX,
-    ClusterState,
-)
+from .state import ClusterState
 
 CREATE = "create"
 UPDATE = "update"
@@ -147,29 +150,6 @@ def desired_state(config: Config, version: Version, *, endpoint_private: bool) -
     )
 
 
-# --- regexes -------------------------------------------------------------------------------------------------------
-
-_JAVA_META = set("\\.[]{}()<>*+-=!?^$|&~#")
-
-
-def java_regex_quote(text: str) -> str:
-    """`text` with every regex metacharacter backslash-escaped; the same pattern in Java and Python regex."""
-    return "".join("\\" + ch if ch in _JAVA_META else ch for ch in text)
-
-
-def url_regex(url: str) -> str:
-    """The anchored regex that admits exactly the connector URL."""
-    return f"^{java_regex_quote(url)}$"
-
-
-def regex_admits(pattern: str, url: str) -> bool:
-    """Whether `pattern` matches the whole URL (Python's fullmatch standing in for Java's Matcher.matches())."""
-    try:
-        return re.fullmatch(pattern, url) is not None
-    except re.error:
-        return False
-
-
 # --- the plan ------------------------------------------------------------------------------------------------------
 
 
@@ -232,17 +212,6 @@ def _settings(desired: Desired, state: ClusterState) -> Action:
     if state.settings_scope == "transient":
         reasons.append("written as transient settings, since transient ones are set and would shadow persistent")
     return Action(UPDATE, "settings", "cluster settings", "; ".join(reasons), body={state.settings_scope: changes})
-
-
-def _one(found: tuple[Found, ...], what: str, name: str) -> Found | None:
-    if len(found) > 1:
-        ids = ", ".join(f.id for f in found)
-        raise ClusterError(
-            f"{len(found)} {what}s are named {name!r} ({ids}); os-rerank will not guess which one is its own",
-            fix=f"delete all but one (or run `os-rerank teardown`, which removes every {what} with this name), "
-            "then run setup again",
-        )
-    return found[0] if found else None
 
 
 def connector_differences(want: dict[str, Any], live: dict[str, Any]) -> list[str]:
@@ -317,7 +286,7 @@ def _connector(desired: Desired, state: ClusterState) -> Action:
     if access is not None and state.plugins and "opensearch-security" not in state.plugins:
         raise ClusterError("connector.access needs the security plugin: ML Commons refuses access modes without it",
                            fix="remove connector.access from the config, or use a cluster with the security plugin")
-    live = _one(state.connectors, "connector", name)
+    live = ml.only(state.connectors, ml.CONNECTORS, name)
     if live is None:
         why = "no connector with this name" + (f" (access {_access_text(access)})" if access else "")
         return Action(CREATE, "connector", name, why, body=desired.connector)
@@ -339,7 +308,7 @@ def _model_group(desired: Desired, state: ClusterState) -> Action | None:
     if access is not None and state.plugins and "opensearch-security" not in state.plugins:
         raise ClusterError("model.access needs the security plugin: ML Commons refuses access modes without it",
                            fix="remove model.access from the config, or use a cluster with the security plugin")
-    live = _one(state.model_groups, "model group", desired.model_group)
+    live = ml.only(state.model_groups, ml.MODEL_GROUPS, desired.model_group)
     if live is None:
         why = "no model group with this name" + (f" (access {_access_text(access)})" if access else "")
         return Action(CREATE, "model group", desired.model_group, why, body=desired.model_group_body)
@@ -362,7 +331,7 @@ def _access_text(access: dict[str, Any]) -> str:
 
 def _model(desired: Desired, state: ClusterState, connector: Action, group: Action | None) -> Action:
     name = desired.model_name
-    live = _one(state.models, "model", name)
+    live = ml.only(state.models, ml.MODELS, name)
     body = {"name": name, "function_name": "remote", "connector_id": connector.id or KNOWN_AFTER_APPLY}
     if group is not None:
         body["model_group_id"] = group.id or KNOWN_AFTER_APPLY

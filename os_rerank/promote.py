@@ -277,9 +277,9 @@ def run_promote(cluster: Cluster, config: Any, *, index: str, dry_run: bool = Fa
     fails (GateError): the default pipeline is what every search of the index runs through.
     """
     from . import lock
+    from .mlcommons import MODELS, find_one
     from .plan import pipeline_fields
     from .preflight import preflight
-    from .provision import model_id_for
     from .state import read_pipeline
     from .verify import verify
 
@@ -300,7 +300,7 @@ def run_promote(cluster: Cluster, config: Any, *, index: str, dry_run: bool = Fa
     result = PromoteResult(change, dry_run)
     if dry_run or not change.writes:
         return result
-    report = verify(cluster, config, model_id_for(cluster, config))
+    report = verify(cluster, config, find_one(cluster, MODELS, config.model.name).id)
     if not report.passed:
         from .errors import VerifyError
 

@@ -9,22 +9,17 @@ from typing import Any
 from . import lock
 from .access import require_access
 from .apply import DEPLOY_TIMEOUT_SECONDS, ApplyResult, apply_plan
-from .cluster import Cluster, connect
+from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
-from .errors import ClusterError
+from .diagnose import open_cluster as open_cluster  # where the CLI and library users open a cluster
 from .events import OnEvent
-from .mlcommons import MODELS, find_by_name
+from .mlcommons import MODELS, find_one
 from .plan import Plan, desired_state, make_plan
 from .preflight import ClusterInfo, is_private_host, preflight
 from .state import ClusterState, read_state
 from .status import StatusRow, status_rows
 from .verify import VerifyReport, verify
-
-
-def open_cluster(config: Config) -> Cluster:
-    """A Cluster for `config` whose errors carry os-rerank's diagnosis of ML Commons failures (connect installs it)."""
-    return connect(config)
 
 
 def read(cluster: Cluster, config: Config) -> tuple[ClusterInfo, ClusterState]:
@@ -85,20 +80,9 @@ def run_setup(cluster: Cluster, config: Config, credential: ConnectorCredential,
     return SetupResult(plan, applied, writes, report)
 
 
-def model_id_for(cluster: Cluster, config: Config) -> str:
-    """The id of the one model named by config; ClusterError when there is none (or several)."""
-    found = find_by_name(cluster, MODELS, config.model.name)
-    if not found:
-        raise ClusterError(f"no model named {config.model.name!r} on the cluster", fix="run `os-rerank setup` first")
-    if len(found) > 1:
-        raise ClusterError(f"{len(found)} models are named {config.model.name!r}: {', '.join(f.id for f in found)}",
-                           fix="run `os-rerank teardown`, then `os-rerank setup`")
-    return found[0].id
-
-
 def run_verify(cluster: Cluster, config: Config) -> VerifyReport:
     preflight(cluster)
-    return verify(cluster, config, model_id_for(cluster, config))
+    return verify(cluster, config, find_one(cluster, MODELS, config.model.name).id)
 
 
 def run_status(cluster: Cluster, config: Config) -> list[StatusRow]:

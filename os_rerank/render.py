@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from . import mlcommons as ml
 from .config import Config
 from .contracts import get_contract
 from .errors import RenderError
@@ -212,13 +213,13 @@ def render_requests(
     out: list[Rendered] = []
     if what in ("connector", "all"):
         body = connector_body(config, version=version, credential=shown_credential)
-        out.append(Rendered("connector", "POST", "/_plugins/_ml/connectors/_create", dumps(body)))
+        out.append(Rendered("connector", "POST", ml.create_path(ml.CONNECTORS), dumps(body)))
     if what in ("model", "all"):
         if config.model.group:
-            out.append(Rendered("model_group", "POST", "/_plugins/_ml/model_groups/_register",
+            out.append(Rendered("model_group", "POST", ml.create_path(ml.MODEL_GROUPS),
                                 dumps(model_group_body(config))))
         group = model_group_id if config.model.group else None
-        out.append(Rendered("model", "POST", "/_plugins/_ml/models/_register",
+        out.append(Rendered("model", "POST", ml.create_path(ml.MODELS),
                             dumps(model_body(config, connector_id=connector_id, model_group_id=group))))
     if what in ("index", "all"):
         out.append(Rendered("index", "PUT", f"/{config.index.name}", dumps(index_body(config))))

@@ -7,7 +7,6 @@ undeploy, the models are deployed again with the credentials they had, and the e
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +16,14 @@ from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
 from .credentials import ConnectorCredential
-from .errors import ClusterError, OsRerankError, VerifyError
+from .errors import OsRerankError, VerifyError
 from .events import OnEvent, ignore, note
 
 # verify(cluster, config, model_id) raises when the roundtrip fails; default: `predict_roundtrip`.
 Verify = Callable[[Cluster, Config, str], None]
 
-POLL_SECONDS = 1.0
-TIMEOUT_SECONDS = 120.0
+POLL_SECONDS = ml.DEPLOY_POLL_SECONDS
+TIMEOUT_SECONDS = ml.DEPLOY_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -47,47 +46,9 @@ class RotateResult:
         }
 
 
-def find_connector(cluster: Cluster, name: str) -> str:
-    """The id of the one connector called `name`; OsRerankError when there is none or more than one."""
-    found = ml.find_by_name(cluster, ml.CONNECTORS, name)
-    if not found:
-        raise ClusterError(f"no connector named {name!r} on the cluster",
-                            fix="run `os-rerank setup` first (or set connector.name to the connector's name)")
-    if len(found) > 1:
-        ids = ", ".join(f.id for f in found)
-        raise ClusterError(f"{len(found)} connectors are named {name!r} ({ids}); os-rerank cannot tell which to "
-                            "rotate", fix="delete the extra connectors, or give this one a unique connector.name")
-    return found[0].id
-
-
 def find_models(cluster: Cluster, connector_id: str) -> list[tuple[str, str]]:
     """(model id, model_state) of every model registered on the connector, the state read by id (realtime)."""
     return [(m.id, m.model_state) for m in ml.models_using(cluster, "connector_id", connector_id)]
-
-
-def deploy_model(
-    cluster: Cluster,
-    model_id: str,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    timeout: float = TIMEOUT_SECONDS,
-    poll: float = POLL_SECONDS,
-) -> None:
-    """Deploy `model_id` and poll until DEPLOYED; ClusterError on DEPLOY_FAILED or after `timeout`."""
-    cluster.request("POST", ml.path(ml.MODELS, model_id, "_deploy"))
-    start = clock()
-    while True:
-        state = str((cluster.request("GET", ml.path(ml.MODELS, model_id)) or {}).get("model_state", ""))
-        if state == ml.DEPLOYED:
-            return
-        if state in ml.FAILED_STATES:
-            raise ClusterError(f"model {model_id} is {state} after the credential update",
-                               fix="check the OpenSearch logs (ML Commons) and run rotate-credentials again")
-        if clock() - start >= timeout:
-            raise ClusterError(f"model {model_id} is still {state or 'not deployed'} after {timeout:g}s",
-                               fix="check `os-rerank status`, then run rotate-credentials again")
-        sleep(poll)
 
 
 def predict_roundtrip(cluster: Cluster, config: Config, model_id: str) -> None:
@@ -108,8 +69,6 @@ def rotate_credentials(
     *,
     on_event: OnEvent = ignore,
     verify: Verify | None = predict_roundtrip,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
     timeout: float = TIMEOUT_SECONDS,
     poll: float = POLL_SECONDS,
 ) -> RotateResult:
@@ -120,27 +79,32 @@ def rotate_credentials(
         steps.append(text)
         on_event(note(text))
 
+    def deploy(model_id: str) -> None:
+        ml.deploy(cluster, model_id, timeout=timeout, poll=poll, command="rotate-credentials",
+                  context=" after the credential update", timeout_flag=False)
+
     with lock.held(cluster, config, "rotate-credentials", on_event):
-        return _rotate(cluster, config, cred, steps, step, verify,
-                       {"sleep": sleep, "clock": clock, "timeout": timeout, "poll": poll})
+        return _rotate(cluster, config, cred, steps, step, verify, deploy)
 
 
 def _rotate(cluster: Cluster, config: Config, cred: ConnectorCredential, steps: list[str],
-            step: Callable[[str], None], verify: Verify | None, waits: dict[str, Any]) -> RotateResult:
-    connector_id = find_connector(cluster, config.connector.name)
+            step: Callable[[str], None], verify: Verify | None, deploy: Callable[[str], None]) -> RotateResult:
+    connector_id = ml.find_one(cluster, ml.CONNECTORS, config.connector.name,
+                               missing_fix="run `os-rerank setup` first (or set connector.name to the connector's "
+                               "name)").id
     models = find_models(cluster, connector_id)
     model_ids = tuple(m for m, _ in models)
     step(f"connector {connector_id}: {len(models)} model(s) use it")
     deployed = [m for m, state in models if state in ml.LOADED_STATES]
     for model_id in deployed:
-        cluster.request("POST", ml.path(ml.MODELS, model_id, "_undeploy"))
+        ml.undeploy(cluster, model_id)
         step(f"undeployed model {model_id}")
     try:
         cluster.request("PUT", ml.path(ml.CONNECTORS, connector_id), body={"credential": dict(cred.values)})
     except OsRerankError:
         for model_id in deployed:
             try:
-                deploy_model(cluster, model_id, **waits)
+                deploy(model_id)
                 step(f"deployed model {model_id} again with its old credentials")
             except OsRerankError as exc:
                 step(f"could not deploy model {model_id} again: {exc.message}")
@@ -150,7 +114,7 @@ def _rotate(cluster: Cluster, config: Config, cred: ConnectorCredential, steps: 
     # Models that were not deployed stay that way unless none was: then one is deployed so it can be verified.
     to_deploy = deployed or list(model_ids[:1])
     for model_id in to_deploy:
-        deploy_model(cluster, model_id, **waits)
+        deploy(model_id)
         step(f"deployed model {model_id}")
     verified = False
     if verify is not None and to_deploy:

@@ -255,18 +255,9 @@ def execute(cluster: Cluster, index: str, body: Mapping[str, Any], *, pipeline: 
     return parse_page(response, latency_ms=latency)
 
 
-# Fixes for the rerank processor's failures (docs/ml-commons.md#failures): substring of the reason -> what to do.
-_RERANK_FIXES = (
-    ("scores and hits are not the same length",
-     "the connector's post-process must return one FLOAT32 score per document, in order (docs/ml-commons.md#failures)"),
-    ("No text documents were provided", "the page sent to the reranker was empty; report this as a bug"),
-    ("No document context found", "set pipeline.document_fields and run `os-rerank setup`"),
-    ("Error from remote service", "the SageMaker endpoint failed; check it with `os-rerank verify`"),
-)
-
-
 def _explain(exc: ClusterError, index: str, pipeline: str | None) -> ClusterError:
-    """The cluster's error with a fix for the failures search can recognise."""
+    """The cluster's error with a fix for a missing index or pipeline; the rerank processor's own failures get theirs
+    from the one remedy table (diagnose.py), installed on the cluster the CLI opens."""
     if exc.fix:
         return exc
     text = exc.message
@@ -275,11 +266,6 @@ def _explain(exc: ClusterError, index: str, pipeline: str | None) -> ClusterErro
         fix = f"create the index {index!r} with `os-rerank setup`"
     elif pipeline and pipeline in text and ("not defined" in text or "not found" in text):
         fix = f"create the search pipeline {pipeline!r} with `os-rerank setup`"
-    else:
-        for needle, hint in _RERANK_FIXES:
-            if needle in text:
-                fix = hint
-                break
     if fix is None:
         return exc
     return ClusterError(exc.message, fix=fix, status=exc.status)

@@ -13,15 +13,20 @@ from typing import Any
 
 from .cluster import Cluster
 from .config import Config
-from .mlcommons import CONNECTORS, MODEL_GROUPS, MODELS, Found, find_by_name
+from .mlcommons import (
+    CONNECTOR_ACCESS_CONTROL,
+    CONNECTORS,
+    MODEL_ACCESS_CONTROL,
+    MODEL_GROUPS,
+    MODELS,
+    PRIVATE_IP,
+    PRIVATE_IP_SINCE,
+    TRUSTED_REGEX,
+    Found,
+    find_by_name,
+)
 from .preflight import ClusterInfo
 from .render import Version
-
-TRUSTED_REGEX = "plugins.ml_commons.trusted_connector_endpoints_regex"
-PRIVATE_IP = "plugins.ml_commons.connector.private_ip_enabled"
-PRIVATE_IP_SINCE: Version = (2, 15, 0)
-MODEL_ACCESS_CONTROL = "plugins.ml_commons.model_access_control_enabled"
-CONNECTOR_ACCESS_CONTROL = "plugins.ml_commons.connector_access_control_enabled"
 
 
 @dataclass(frozen=True)

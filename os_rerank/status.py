@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Config
-from .plan import pipeline_fields, regex_admits
+from .mlcommons import PRIVATE_IP, TRUSTED_REGEX, regex_admits
+from .plan import pipeline_fields
 from .preflight import ClusterInfo
 from .promote import IndexDefault
-from .state import PRIVATE_IP, TRUSTED_REGEX, ClusterState
+from .state import ClusterState
 
 
 @dataclass(frozen=True)

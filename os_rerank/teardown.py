@@ -184,43 +184,42 @@ def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None], 
     setup adds exactly `url_regex(<connector URL>)` (plan.py), so that entry, and only it, is os-rerank's. The
     other entries, and private_ip_enabled (which other connectors may need), stay as they are.
     """
-    from .plan import regex_admits, url_regex
     from .render import MIN_VERSION
-    from .state import TRUSTED_REGEX, read_settings
+    from .state import read_settings
 
-    entry = url_regex(config.sagemaker.connector_url)
+    entry = ml.url_regex(config.sagemaker.connector_url)
     try:
         regexes, explicit, _, scope = read_settings(cluster, MIN_VERSION)
     except OsRerankError as exc:
-        step("setting", TRUSTED_REGEX, None, functools.partial(_raise, exc))
+        step("setting", ml.TRUSTED_REGEX, None, functools.partial(_raise, exc))
         return
     if not explicit or entry not in regexes:
         return
     users = sorted({c.id for c in ml.find(cluster, ml.CONNECTORS, {"match_all": {}})
-                    if any(regex_admits(entry, str(a.get("url", ""))) for a in c.body.get("actions") or [])})
+                    if any(ml.regex_admits(entry, str(a.get("url", ""))) for a in c.body.get("actions") or [])})
     if users:
-        step("setting", TRUSTED_REGEX, None, lambda: KEPT,
+        step("setting", ml.TRUSTED_REGEX, None, lambda: KEPT,
              f"entry {entry} still admits connector(s) {', '.join(users)}")
         return
     kept = [r for r in regexes if r != entry]
 
     def remove() -> str:
         try:
-            cluster.request("PUT", "/_cluster/settings", body={scope: {TRUSTED_REGEX: kept or None}})
+            cluster.request("PUT", "/_cluster/settings", body={scope: {ml.TRUSTED_REGEX: kept or None}})
         except ClusterError as exc:
             if exc.status == 403:  # an operator's role leaves settings to an admin: not a failed teardown
                 notes.append(f"this user may not change cluster settings: an admin can remove {entry} from "
-                             f"{TRUSTED_REGEX} (`os-rerank render --what settings` shows the entry)")
+                             f"{ml.TRUSTED_REGEX} (`os-rerank render --what settings` shows the entry)")
                 return KEPT
             raise
         return DELETED
 
-    step("setting", TRUSTED_REGEX, None, remove, f"entry {entry}")
+    step("setting", ml.TRUSTED_REGEX, None, remove, f"entry {entry}")
 
 
 def _undeploy(cluster: Cluster, model_id: str) -> Callable[[], str]:
     def run() -> str:
-        cluster.request("POST", ml.path(ml.MODELS, model_id, "_undeploy"), missing_ok=True)
+        ml.undeploy(cluster, model_id)
         return UNDEPLOYED
     return run
 

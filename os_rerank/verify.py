@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import cluster as cluster_module
+from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
 from .errors import ClusterError, EndpointError, VerifyError
@@ -104,7 +105,7 @@ def predict(cluster: Cluster, model_id: str, query: str, docs: Sequence[str]) ->
     retries = 0
     while True:
         try:
-            result = cluster.request("POST", f"/_plugins/_ml/_predict/text_similarity/{model_id}", body=body)
+            result = cluster.request("POST", ml.predict_path(model_id), body=body)
             break
         except ClusterError as exc:
             status = exc.status or 0

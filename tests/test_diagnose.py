@@ -111,10 +111,24 @@ def test_diagnoser_binds_the_config_url_and_the_cluster_uses_it() -> None:
     assert REGEX in (err.value.fix or "")  # type: ignore[attr-defined]
 
 
-def test_connect_installs_the_diagnosis() -> None:
-    from os_rerank.cluster import connect
+def test_open_cluster_installs_the_diagnosis() -> None:
+    from os_rerank.diagnose import open_cluster
 
     config = Config.model_validate({"sagemaker": {"region": "us-west-2", "endpoint_name": "os-rerank-cross-encoder",
                                                   "endpoint_url": URL}})
-    fix = connect(config).diagnose(400, "Connector URL is not matching the trusted connector endpoint regex")
+    fix = open_cluster(config).diagnose(400, "Connector URL is not matching the trusted connector endpoint regex")
     assert fix is not None and REGEX in fix
+
+
+def test_every_command_opens_its_cluster_with_the_diagnosis() -> None:
+    """The transport (cluster.connect) knows nothing of ML Commons: a command that connected with it directly would
+    show users failures without their fix."""
+    import ast
+    from pathlib import Path
+
+    import os_rerank.cli
+
+    tree = ast.parse(Path(os_rerank.cli.__file__).read_text(encoding="utf-8"))
+    direct = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+              and node.module == "cluster" and any(a.name == "connect" for a in node.names)]
+    assert direct == [], f"cli.py imports cluster.connect at line(s) {direct}: use diagnose.open_cluster"

@@ -191,3 +191,51 @@ def test_every_quoted_readme_section_exists() -> None:
                 if not any(lead.startswith(name) for lead in leads):
                     problems.append(f"{path.relative_to(ROOT)}:{lineno}: no README section {name!r}")
     assert problems == []
+
+
+def test_the_readme_reference_is_generated_from_the_code() -> None:
+    """Exit statuses and every config key: the README holds what docgen makes of the code."""
+    from os_rerank.docgen import REGIONS, render_readme
+
+    _, changed = render_readme(README, ("exit-statuses", "config"))
+    assert not changed, (f"README.md is out of date in region(s) {', '.join(changed)}: run "
+                         "`python -m os_rerank.docgen` and commit the result")
+    assert set(REGIONS) == {"exit-statuses", "commands", "config"}
+
+
+def test_the_readme_command_reference_is_every_help() -> None:
+    import sys
+
+    from os_rerank.docgen import HELP_PYTHON, render_readme
+
+    if sys.version_info[:2] != HELP_PYTHON:
+        pytest.skip(f"argparse lays --help out differently outside Python {HELP_PYTHON}: the README holds that one")
+    _, changed = render_readme(README, ("commands",))
+    assert not changed, "README.md's command reference is out of date: run `python -m os_rerank.docgen`"
+
+
+def test_the_reference_names_every_command_and_config_key() -> None:
+    """The generator itself: a command or key it skipped would pass the drift test above unnoticed."""
+    from os_rerank.config import Config
+    from os_rerank.docgen import command_reference, config_reference
+
+    commands_block = command_reference()
+    missing = [c for c in commands() if f"<code>os-rerank {c}</code>" not in commands_block]
+    assert not missing, f"docgen's command reference lacks {missing}"
+    table = config_reference()
+    for section, info in Config.model_fields.items():
+        if not info.exclude:
+            assert f"| `{section}` |" in table
+    assert "| `connector.client_config.retry_backoff_millis` | integer | `200` |" in table
+    assert "| `sagemaker.region` | string | required |" in table
+
+
+def test_docgen_check_names_the_command_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from os_rerank.docgen import main
+
+    stale = tmp_path / "README.md"
+    stale.write_text(README.replace("| 0 | done |", "| 0 | finished |"), encoding="utf-8")
+    assert main(["--check", "--readme", str(stale)]) == 1
+    assert "out of date: exit-statuses; run `python -m os_rerank.docgen`" in capsys.readouterr().err
+    assert main(["--readme", str(stale)]) == 0
+    assert stale.read_text(encoding="utf-8") == README

@@ -65,7 +65,7 @@ def test_eval_loads_the_corpus_once_and_scores_both_runs(evaluated: tuple[Backen
 
     code, out, err = backend.run("teardown", "--config", config)  # teardown removes what eval made too
     assert code == 0, err
-    assert "- index os-rerank-scenario-eval deleted" in out.splitlines()
+    assert "- index os-rerank-scenario-eval deleted" in err.splitlines()  # steps are progress: stderr
 
 
 def test_eval_on_the_test_index(evaluated: tuple[Backend, str], tmp_path: Path) -> None:

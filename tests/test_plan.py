@@ -8,6 +8,7 @@ import pytest
 
 from os_rerank.config import Config
 from os_rerank.errors import ClusterError
+from os_rerank.mlcommons import PRIVATE_IP, TRUSTED_REGEX, Found, java_regex_quote, regex_admits, url_regex
 from os_rerank.plan import (
     CREATE,
     NO_CHANGE,
@@ -15,14 +16,11 @@ from os_rerank.plan import (
     UPDATE,
     connector_differences,
     desired_state,
-    java_regex_quote,
     make_plan,
     plan_lines,
-    regex_admits,
-    url_regex,
 )
 from os_rerank.render import KNOWN_AFTER_APPLY, Version
-from os_rerank.state import PRIVATE_IP, TRUSTED_REGEX, ClusterState, Found, IndexState
+from os_rerank.state import ClusterState, IndexState
 from tests.support.plans import DEFAULTS, URL, desired, empty, full, live_connector
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")

@@ -198,7 +198,11 @@ def test_empty_query_text_is_refused_before_any_request(config: Config) -> None:
 
 
 def test_rerank_failure_shows_the_processors_reason_and_a_fix(config: Config) -> None:
+    """The fix users see: the one remedy table's, installed on the cluster the CLI opens (diagnose.open_cluster)."""
+    from os_rerank.diagnose import diagnoser
+
     cluster, _ = cluster_with((500, recorded("search_error_rerank_length")))
+    cluster.diagnose = diagnoser(config)
     with pytest.raises(ClusterError) as info:
         run_search(cluster, config, QUERY)
     assert "scores and hits are not the same length (illegal_state_exception)" in info.value.message

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from os_rerank.plan import url_regex
+from os_rerank.mlcommons import url_regex
 from tests.backends import Backend
 
 pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")
