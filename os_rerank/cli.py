@@ -194,6 +194,17 @@ def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
     from .teardown import teardown
 
     config = _config(args, env)
+    if args.dry_run:
+        from .teardown import plan_teardown
+
+        plan = plan_teardown(open_cluster(config), config, keep_index=args.keep_index)
+        if args.json:
+            print_json(env, plan.to_dict())
+        else:
+            for line in plan.lines():
+                env.out(line)
+            env.out("Teardown plan: nothing was sent.")
+        return EXIT_OK
     on_step = None if args.json else (lambda step: env.out(step.line()))
     report = teardown(open_cluster(config), config, keep_index=args.keep_index, on_step=on_step)
     if args.json:
@@ -775,6 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_json(p)
     p.add_argument("--keep-index", action="store_true", help="leave the test index and its documents")
+    p.add_argument("--dry-run", action="store_true", help="print the steps and exact requests teardown would send, "
+                   "and send nothing")
 
     p = command("search", _cmd_search, "search through the rerank pipeline and show the reranked hits")
     _add_config(p)

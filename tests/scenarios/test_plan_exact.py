@@ -62,8 +62,10 @@ def _setup(backend: Backend, config_path: Path, sent: list[Sent]) -> SetupResult
 
 
 def test_every_write_is_the_plan_filled_in(backend: Backend, sent: list[Sent]) -> None:
-    config = backend.config()
-    fresh = _setup(backend, config, sent)
+    second = backend.config("second.yaml", connector={"client_config": {"read_timeout": 45}},
+                            model={"group": "os-rerank-scenario-2"})
+    backend.run("teardown", "--config", str(second))  # a real node keeps what an interrupted run left
+    fresh = _setup(backend, backend.config(), sent)
     assert {a.resource: a.kind for a in fresh.plan.actions if a.resource != "settings"} == {
         "connector": "create", "model group": "create", "model": "create", "index": "create", "documents": "create",
         "pipeline": "create"}
@@ -81,13 +83,29 @@ def test_every_write_is_the_plan_filled_in(backend: Backend, sent: list[Sent]) -
         ("PUT", f"/_plugins/_ml/connectors/{fresh.applied.connector_id}"),
         ("POST", f"/_plugins/_ml/models/{fresh.applied.model_id}/_deploy")]
 
-    replaced = _setup(backend, backend.config(connector={"client_config": {"read_timeout": 45}},
-                                              model={"group": "os-rerank-scenario-2"}), sent)
+    replaced = _setup(backend, second, sent)
     kinds = {a.resource: a.kind for a in replaced.plan.changes}
     assert kinds == {"model group": "create", "model": "replace", "pipeline": "update"}
     assert replaced.applied.model_id != fresh.applied.model_id
 
-    again = _setup(backend, backend.config(connector={"client_config": {"read_timeout": 45}},
-                                           model={"group": "os-rerank-scenario-2"}), sent)
+    again = _setup(backend, second, sent)
     assert (again.plan.changes, sent) == ((), [])
-    backend.run("teardown", "--config", str(backend.config(model={"group": "os-rerank-scenario-2"})))
+    backend.run("teardown", "--config", str(second))
+
+
+def test_teardown_sends_what_its_dry_run_printed(backend: Backend, sent: list[Sent]) -> None:
+    config = str(backend.config())
+    code, _, err = backend.run_json("setup", "--config", config, "--no-verify")
+    assert code == 0, err
+    code, plan, err = backend.run_json("teardown", "--config", config, "--dry-run")
+    assert (code, err) == (0, "")
+    code, out, err = backend.run("teardown", "--config", config, "--dry-run")
+    assert (code, err) == (0, "")
+    assert "- pipeline os_rerank_scenario to delete" in out and out.endswith("Teardown plan: nothing was sent.\n")
+    planned = [(r["method"], r["path"], r["body"]) for a in plan["actions"] for r in a["requests"]]
+    assert ("DELETE", "/os-rerank-scenario", None) in planned
+    sent.clear()
+    code, report, err = backend.run_json("teardown", "--config", config)
+    assert code == 0, err
+    assert [(m, p, None if b is None else json.loads(b)) for m, p, b, _ in sent] == planned
+    assert [s["outcome"] for s in report["steps"] if s["resource"] == "connector"] == ["deleted"]
