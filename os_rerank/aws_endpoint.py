@@ -571,8 +571,43 @@ def _ensure_model(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) ->
     if spec.model_data_url and "HF_MODEL_ID" in spec.environment:
         what = f"{spec.environment['HF_MODEL_ID']} with {spec.model_data_url}"
     on_event(f"creating model {spec.model_name} ({what} on {spec.image_uri})")
-    _call("CreateModel", sm.create_model, role_arn=spec.role_arn, ModelName=spec.model_name,
-          PrimaryContainer=primary_container(spec), ExecutionRoleArn=spec.role_arn)
+    _call("CreateModel", sm.create_model, role_arn=spec.role_arn, **create_model_params(spec))
+
+
+# The parameters of each write, built once: `deploy_endpoint` sends them and `endpoint deploy --dry-run` shows them.
+def create_model_params(spec: EndpointSpec) -> dict[str, Any]:
+    return {"ModelName": spec.model_name, "PrimaryContainer": primary_container(spec),
+            "ExecutionRoleArn": spec.role_arn}
+
+
+def create_endpoint_config_params(spec: EndpointSpec) -> dict[str, Any]:
+    return {"EndpointConfigName": spec.config_name, "ProductionVariants": [{
+        "VariantName": spec.variant_name,
+        "ModelName": spec.model_name,
+        "InitialInstanceCount": spec.instance_count,
+        "InstanceType": spec.instance_type,
+        "InitialVariantWeight": 1.0,
+    }]}
+
+
+def scaling_target_params(spec: EndpointSpec, want: AutoscalingConfig | None = None) -> dict[str, Any]:
+    """RegisterScalableTarget's parameters (DeregisterScalableTarget's without `want`)."""
+    params: dict[str, Any] = {"ServiceNamespace": "sagemaker", "ResourceId": spec.resource_id,
+                              "ScalableDimension": _SCALABLE_DIMENSION}
+    if want is not None:
+        params.update(MinCapacity=want.min, MaxCapacity=want.max)
+    return params
+
+
+def scaling_policy_params(spec: EndpointSpec, want: AutoscalingConfig) -> dict[str, Any]:
+    return {"PolicyName": spec.policy_name, "ServiceNamespace": "sagemaker", "ResourceId": spec.resource_id,
+            "ScalableDimension": _SCALABLE_DIMENSION, "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": float(want.target_invocations_per_instance),
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleInCooldown": want.scale_in_cooldown,
+                "ScaleOutCooldown": want.scale_out_cooldown,
+            }}
 
 
 def primary_container(spec: EndpointSpec) -> dict[str, Any]:
@@ -591,14 +626,7 @@ def _ensure_endpoint_config(clients: AwsClients, spec: EndpointSpec, on_event: O
         on_event(f"endpoint config {spec.config_name} exists")
         return
     on_event(f"creating endpoint config {spec.config_name} ({spec.instance_count} x {spec.instance_type})")
-    _call("CreateEndpointConfig", sm.create_endpoint_config, EndpointConfigName=spec.config_name,
-          ProductionVariants=[{
-              "VariantName": spec.variant_name,
-              "ModelName": spec.model_name,
-              "InitialInstanceCount": spec.instance_count,
-              "InstanceType": spec.instance_type,
-              "InitialVariantWeight": 1.0,
-          }])
+    _call("CreateEndpointConfig", sm.create_endpoint_config, **create_endpoint_config_params(spec))
 
 
 def _owned(name: str, endpoint_name: str) -> bool:
@@ -666,9 +694,7 @@ def _ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCo
     have = read_scaling(clients, spec.endpoint_name, spec.variant_name)
     if have is None or (have["min"], have["max"]) != (want.min, want.max):
         on_event(f"registering autoscaling {want.min}..{want.max} instances for {spec.resource_id}")
-        _call("RegisterScalableTarget", aas.register_scalable_target, ServiceNamespace="sagemaker",
-              ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION,
-              MinCapacity=want.min, MaxCapacity=want.max)
+        _call("RegisterScalableTarget", aas.register_scalable_target, **scaling_target_params(spec, want))
     wanted = (spec.policy_name, "SageMakerVariantInvocationsPerInstance", float(want.target_invocations_per_instance),
               want.scale_in_cooldown, want.scale_out_cooldown)
     current = None if have is None else (have["policy"], have["metric"], have["target"], have["scale_in_cooldown"],
@@ -678,14 +704,7 @@ def _ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCo
         return
     on_event(f"putting scaling policy {spec.policy_name}: {want.target_invocations_per_instance:g} invocations "
              "per instance per minute")
-    _call("PutScalingPolicy", aas.put_scaling_policy, PolicyName=spec.policy_name, ServiceNamespace="sagemaker",
-          ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
-          TargetTrackingScalingPolicyConfiguration={
-              "TargetValue": float(want.target_invocations_per_instance),
-              "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-              "ScaleInCooldown": want.scale_in_cooldown,
-              "ScaleOutCooldown": want.scale_out_cooldown,
-          })
+    _call("PutScalingPolicy", aas.put_scaling_policy, **scaling_policy_params(spec, want))
 
 
 def _deregister_scaling(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> bool:
@@ -694,7 +713,7 @@ def _deregister_scaling(clients: AwsClients, spec: EndpointSpec, on_event: OnEve
         return False
     on_event(f"deregistering autoscaling of {spec.resource_id}")
     _call("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
-          ServiceNamespace="sagemaker", ResourceId=spec.resource_id, ScalableDimension=_SCALABLE_DIMENSION)
+          **scaling_target_params(spec))
     return True
 
 
