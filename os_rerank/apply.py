@@ -130,6 +130,8 @@ class _Run:
         # ML Commons ids this run created and deleted, by kind: `settle` waits until search agrees.
         self.created: dict[str, list[str]] = {}
         self.removed: dict[str, list[str]] = {}
+        # Ids created by requests of resource kinds without a field in ApplyResult (see `apply`), by `yields`.
+        self.ids: dict[str, str] = {}
 
     # --- plumbing ---------------------------------------------------------------------------------------------
 
@@ -188,7 +190,7 @@ class _Run:
         """What the plan's placeholders stand for: the ids known so far and the credential."""
         ids = {"connector": self.result.connector_id, "model group": self.result.model_group_id,
                "model": self.result.model_id}
-        return {**{k: v for k, v in ids.items() if v is not None}, "credential": self.credential.values}
+        return {**self.ids, **{k: v for k, v in ids.items() if v is not None}, "credential": self.credential.values}
 
     def send(self, action: Action, request: Request) -> Any:
         """The planned `request`, filled in and sent; its response."""
@@ -205,9 +207,17 @@ class _Run:
 
     def apply(self, action: Action) -> None:
         handler = getattr(self, "_" + action.resource.replace(" ", "_"), None)
-        if handler is None:  # a resource kind with no messages of its own: its requests, in order
+        if handler is None:  # a resource kind with no handler of its own: its requests, in order
             for request in action.requests:
-                self.send(action, request)
+                if self.lifecycle(action, request):
+                    continue
+                response = self.send(action, request)
+                if request.yields:  # ML Commons answers a create with <kind>_id (task-based registers aside)
+                    found = next((v for k, v in (response or {}).items() if k.endswith("_id") and k != "task_id"),
+                                 None)
+                    if found is None:
+                        raise ClusterError(f"{request.method} {request.shown_path} returned no id")
+                    self.ids[request.yields] = str(found)
             self.emit(action.kind, action, f"{action.resource} {action.name}: {action.kind}", action.id)
             return
         handler(action)

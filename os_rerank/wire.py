@@ -14,7 +14,8 @@ else; tests/scenarios/test_plan_exact.py records what the cluster client sends a
 Adding a resource kind (an embedding model, an ingest pipeline, a k-NN index, a hybrid search pipeline): render
 its body with `Ref`s for the ids it needs (render turns placeholders passed to a template back into objects),
 return an `Action` whose `requests` list its writes in order (`yields` on the one that creates an id other steps
-refer to), and apply runs it: a resource without its own handler in apply.py has its requests sent in order.
+refer to), and apply runs it: a resource without its own handler in apply.py has its requests sent in order, the
+id a `yields` request's response names (`<kind>_id`) filling the Refs of later steps.
 """
 
 from __future__ import annotations
