@@ -203,6 +203,11 @@ def _cmd_teardown(args: argparse.Namespace, env: Env) -> int:
         else:
             for line in plan.lines():
                 env.out(line)
+        if plan.failed:
+            raise ClusterError(f"teardown --dry-run: {len(plan.failed)} step(s) could not be planned: "
+                               + "; ".join(f"{a.resource} {a.id or a.name}" for a in plan.failed),
+                               fix="fix the causes above and plan again")
+        if not args.json:
             env.out("Teardown plan: nothing was sent.")
         return EXIT_OK
     on_step = None if args.json else (lambda step: env.out(step.line()))

@@ -29,6 +29,7 @@ KEPT = "kept"
 FAILED = "failed"
 UNDEPLOYED = "undeployed"
 RESTORED = "restored"
+SYMBOLS = {DELETED: "-", UNDEPLOYED: "~", RESTORED: "~", GONE: "=", KEPT: "=", FAILED: "!"}
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,7 @@ class TeardownStep:
     detail: str = ""
 
     def line(self) -> str:
-        symbols = {DELETED: "-", UNDEPLOYED: "~", RESTORED: "~", GONE: "=", KEPT: "=", FAILED: "!"}
-        symbol = symbols.get(self.outcome, "*")
+        symbol = SYMBOLS.get(self.outcome, "*")
         ident = f" (id {self.id})" if self.id and self.id != self.name else ""
         tail = f": {self.detail}" if self.detail else ""
         return f"{symbol} {self.resource} {self.name}{ident} {self.outcome}{tail}"
@@ -81,10 +81,9 @@ class TeardownAction:
     def line(self) -> str:
         """The step as `teardown --dry-run` prints it."""
         planned = {DELETED: "to delete", UNDEPLOYED: "to undeploy", RESTORED: "to restore"}
-        symbols = {DELETED: "-", UNDEPLOYED: "~", RESTORED: "~", GONE: "=", KEPT: "=", FAILED: "!"}
         ident = f" (id {self.id})" if self.id and self.id != self.name else ""
         tail = f": {self.detail}" if self.detail else ""
-        return (f"{symbols.get(self.outcome, '*')} {self.resource} {self.name}{ident} "
+        return (f"{SYMBOLS.get(self.outcome, '*')} {self.resource} {self.name}{ident} "
                 f"{planned.get(self.outcome, self.outcome)}{tail}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,13 +93,16 @@ class TeardownAction:
 
 @dataclass(frozen=True)
 class TeardownPlan:
-    """What teardown does, in order; `notes` say what it found and leaves alone."""
+    """What teardown does, in order (a step that could not be planned is `failed`, and says why)."""
 
     actions: tuple[TeardownAction, ...]
-    notes: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> list[TeardownAction]:
+        return [a for a in self.actions if a.outcome == FAILED]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dry_run": True, "actions": [a.to_dict() for a in self.actions], "notes": list(self.notes)}
+        return {"dry_run": True, "actions": [a.to_dict() for a in self.actions]}
 
     def lines(self) -> list[str]:
         out = []
@@ -125,7 +127,6 @@ def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
 def plan_teardown(cluster: Cluster, config: Config, *, keep_index: bool = False) -> TeardownPlan:
     """The steps teardown takes on this cluster, with their requests; reads only."""
     actions: list[TeardownAction] = []
-    notes: list[str] = []
 
     def failed(resource: str, name: str, id: str | None, exc: OsRerankError, prefix: str = "") -> TeardownAction:
         fix = f" (fix: {exc.fix})" if exc.fix else ""
@@ -192,14 +193,13 @@ def plan_teardown(cluster: Cluster, config: Config, *, keep_index: bool = False)
             actions.append(TeardownAction("model group", config.model.group, None, GONE))
 
     actions.extend(_trusted_entry(cluster, config, {c.id for c in connectors or ()}, failed))
-    return TeardownPlan(tuple(actions), tuple(notes))
+    return TeardownPlan(tuple(actions))
 
 
 def run_teardown(cluster: Cluster, plan: TeardownPlan, report: TeardownReport | None = None,
                  on_step: Callable[[TeardownStep], None] | None = None) -> TeardownReport:
     """Send the plan's requests, step by step, each whatever became of the others; the outcome of each."""
     report = report if report is not None else TeardownReport()
-    report.notes.extend(plan.notes)
     deleted: dict[str, tuple[str, list[str]]] = {}  # kind -> (name, ids deleted)
     released = True
     remaining: list[str] = []  # connectors whose delete failed: the trusted entry they need stays
