@@ -79,3 +79,14 @@ def test_every_change_of_a_plan_carries_its_requests_and_no_secret() -> None:
     assert json.loads(sent[3])["description"] == "${connector_id}"
     # Nothing to do: no requests at all.
     assert [r for a in make_plan(want, full(want)).actions for r in a.requests] == []
+
+
+def test_render_prints_the_plan_of_an_empty_cluster_byte_for_byte() -> None:
+    from os_rerank.render import render_requests
+
+    config = make_config(model={"description": "${connector_id} \"q\" 한국어"})
+    plan = make_plan(desired_state(config, (2, 19, 0), endpoint_private=True), empty())
+    planned = [(r.method, r.shown_path, r.text(), r.content_type) for a in plan.actions for r in a.requests
+               if a.resource != "settings" and r.body is not None]
+    rendered = [(r.method, r.path, r.body, r.content_type) for r in render_requests(config, version=(2, 19, 0))]
+    assert planned == rendered
