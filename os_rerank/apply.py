@@ -1,8 +1,10 @@
 """Apply a plan: the only module that writes to the cluster.
 
-Bodies are produced by the same `render` functions `os-rerank render` prints, with the real ids and credential, and
-sent as text, so what render shows is byte for byte what is sent. Progress flows through `on_event`. A failure
-says which steps finished; running setup again reads the cluster by name and completes the rest.
+Apply sends the requests the plan carries (wire.py), and only those: it fills in the ids earlier steps created and
+the credential, and sends each body as text. It renders nothing, so `os-rerank plan --json` is what is sent
+(tests/scenarios/test_plan_exact.py checks it on the double and on real nodes). Progress flows through
+`on_event`. A failure says which steps finished; running setup again reads the cluster by name and completes the
+rest.
 """
 
 from __future__ import annotations
@@ -21,18 +23,9 @@ from .credentials import ConnectorCredential
 from .errors import ClusterError, Interrupted, OsRerankError
 from .events import Event, OnEvent  # re-exported: apply's events are the one event type
 from .permissions import explain_denied
-from .plan import CREATE, REPLACE, UPDATE, Action, Plan
-from .render import (
-    Version,
-    bulk_body,
-    connector_body,
-    dumps,
-    index_body,
-    load_documents,
-    model_body,
-    model_group_body,
-    pipeline_body,
-)
+from .plan import CREATE, REPLACE, Action, Plan
+from .render import Version, dumps
+from .wire import DEPLOY, UNDEPLOY, Request
 
 # Deploy polling: at most `timeout / POLL_SECONDS` GETs, POLL_SECONDS apart (tests lower it).
 POLL_SECONDS = ml.DEPLOY_POLL_SECONDS
@@ -113,6 +106,8 @@ class _Run:
         # ML Commons ids this run created and deleted, by kind: `settle` waits until search agrees.
         self.created: dict[str, list[str]] = {}
         self.removed: dict[str, list[str]] = {}
+        # Ids created by requests of resource kinds without a field in ApplyResult (see `apply`), by `yields`.
+        self.ids: dict[str, str] = {}
 
     # --- plumbing ---------------------------------------------------------------------------------------------
 
@@ -167,15 +162,55 @@ class _Run:
         elif action.resource == "model":
             self.result.model_id = action.id
 
+    def values(self) -> dict[str, Any]:
+        """What the plan's placeholders stand for: the ids known so far and the credential."""
+        ids = {"connector": self.result.connector_id, "model group": self.result.model_group_id,
+               "model": self.result.model_id}
+        return {**self.ids, **{k: v for k, v in ids.items() if v is not None}, "credential": self.credential.values}
+
+    def send(self, action: Action, request: Request) -> Any:
+        """The planned `request`, filled in and sent; its response."""
+        filled = request.filled(self.values())
+        assert isinstance(filled.path, str)
+        return self.write(action, filled.method, filled.path, filled.text(), filled.content_type,
+                          missing_ok=filled.missing_ok)
+
+    def target(self, request: Request) -> str:
+        """The model id a planned deploy or undeploy acts on."""
+        return str(request.filled(self.values()).target)
+
     # --- actions ----------------------------------------------------------------------------------------------
 
     def apply(self, action: Action) -> None:
-        handler = getattr(self, "_" + action.resource.replace(" ", "_"))
+        handler = getattr(self, "_" + action.resource.replace(" ", "_"), None)
+        if handler is None:  # a resource kind with no handler of its own: its requests, in order
+            for request in action.requests:
+                if self.lifecycle(action, request):
+                    continue
+                response = self.send(action, request)
+                if request.yields:  # ML Commons answers a create with <kind>_id (task-based registers aside)
+                    found = next((v for k, v in (response or {}).items() if k.endswith("_id") and k != "task_id"),
+                                 None)
+                    if found is None:
+                        raise ClusterError(f"{request.method} {request.shown_path} returned no id")
+                    self.ids[request.yields] = str(found)
+            self.emit(action.kind, action, f"{action.resource} {action.name}: {action.kind}", action.id)
+            return
         handler(action)
+
+    def lifecycle(self, action: Action, request: Request) -> bool:
+        """Run `request` if it is a planned deploy or undeploy (apply's model lifecycle); False if it is not one."""
+        if request.role == DEPLOY:
+            self.deploy(action, self.target(request))
+        elif request.role == UNDEPLOY:
+            self.undeploy(action, self.target(request))
+        else:
+            return False
+        return True
 
     def _settings(self, action: Action) -> None:
         try:
-            self.write(action, "PUT", "/_cluster/settings", dumps(action.body))
+            self.send(action, action.requests[0])
         except ClusterError as exc:
             if exc.status != 403:
                 raise
@@ -189,69 +224,56 @@ class _Run:
             self.emit("update", action, f"cluster setting {key} = {shown}")
 
     def _connector(self, action: Action) -> None:
-        body = dumps(connector_body(self.config, version=self.version, credential=self.credential.values))
-        if action.kind == CREATE:
-            response = self.write(action, "POST", ml.create_path(ml.CONNECTORS), body)
-            self.result.connector_id = str(response["connector_id"])
-            self.created.setdefault(ml.CONNECTORS, []).append(self.result.connector_id)
-            self.emit("create", action, f"connector {action.name} created (id {self.result.connector_id})",
-                      self.result.connector_id)
-            return
-        assert action.id is not None
-        for model_id in action.related:  # ML Commons refuses to update a connector a deployed model uses
-            self.undeploy(action, model_id)
-        self.write(action, "PUT", ml.path(ml.CONNECTORS, action.id), body)
-        self.emit("update", action, f"connector {action.name} updated in place (id {action.id})", action.id)
-        for model_id in action.related:
-            self.deploy(action, model_id)
+        for request in action.requests:  # an update of a connector in use: undeploy, update, deploy again
+            if self.lifecycle(action, request):
+                continue
+            response = self.send(action, request)
+            if request.yields:
+                self.result.connector_id = str(response["connector_id"])
+                self.created.setdefault(ml.CONNECTORS, []).append(self.result.connector_id)
+                self.emit("create", action, f"connector {action.name} created (id {self.result.connector_id})",
+                          self.result.connector_id)
+            else:
+                self.emit("update", action, f"connector {action.name} updated in place (id {action.id})", action.id)
 
     def _model_group(self, action: Action) -> None:
-        if action.kind == UPDATE:  # model access control: the access mode or backend roles differ
-            assert action.id is not None
-            self.write(action, "PUT", ml.path(ml.MODEL_GROUPS, action.id), dumps(action.body))
+        request = action.requests[0]
+        response = self.send(action, request)
+        if not request.yields:  # model access control: the access mode or backend roles differ
             self.emit("update", action, f"model group {action.name} access updated (id {action.id})", action.id)
             return
-        response = self.write(action, "POST", ml.create_path(ml.MODEL_GROUPS),
-                              dumps(model_group_body(self.config)))
         self.result.model_group_id = str(response["model_group_id"])
         self.created.setdefault(ml.MODEL_GROUPS, []).append(self.result.model_group_id)
         self.emit("create", action, f"model group {action.name} created (id {self.result.model_group_id})",
                   self.result.model_group_id)
 
     def _model(self, action: Action) -> None:
-        if action.kind == UPDATE:
-            assert action.id is not None
-            self.deploy(action, action.id)
-            return
-        if action.kind == REPLACE:  # delete first, so a re-run never finds two models with our name
-            for old in action.related:
-                self.undeploy(action, old)
-                self.write(action, "DELETE", ml.path(ml.MODELS, old), missing_ok=True)
+        for request in action.requests:  # a replace deletes the old model first: a re-run never finds two
+            if self.lifecycle(action, request):
+                continue
+            response = self.send(action, request)
+            if request.method == "DELETE":
+                old = self.target(request)
                 self.removed.setdefault(ml.MODELS, []).append(old)
                 self.emit("delete", action, f"model {action.name} deleted (old id {old})", old)
-        assert self.result.connector_id is not None
-        group = self.result.model_group_id if self.config.model.group else None
-        body = dumps(model_body(self.config, connector_id=self.result.connector_id, model_group_id=group))
-        response = self.write(action, "POST", ml.create_path(ml.MODELS), body)
-        model_id = response.get("model_id") or ml.task_model_id(self.cluster, response.get("task_id"),
-                                                                timeout=self.deploy_timeout, poll=POLL_SECONDS)
-        self.result.model_id = str(model_id)
-        self.created.setdefault(ml.MODELS, []).append(self.result.model_id)
-        self.emit("create", action, f"model {action.name} registered (id {model_id})", self.result.model_id)
-        self.deploy(action, self.result.model_id)
+                continue
+            model_id = response.get("model_id") or ml.task_model_id(
+                self.cluster, response.get("task_id"), timeout=self.deploy_timeout, poll=POLL_SECONDS)
+            self.result.model_id = str(model_id)
+            self.created.setdefault(ml.MODELS, []).append(self.result.model_id)
+            self.emit("create", action, f"model {action.name} registered (id {model_id})", self.result.model_id)
 
     def _index(self, action: Action) -> None:
-        name = self.config.index.name
-        if action.kind == REPLACE:
-            self.write(action, "DELETE", f"/{name}", missing_ok=True)
-            self.emit("delete", action, f"index {name} deleted (its mapping differed)", name)
-        self.write(action, "PUT", f"/{name}", dumps(index_body(self.config)))
-        self.emit("create", action, f"index {name} created", name)
+        name = action.name
+        for request in action.requests:
+            self.send(action, request)
+            if request.method == "DELETE":
+                self.emit("delete", action, f"index {name} deleted (its mapping differed)", name)
+            else:
+                self.emit("create", action, f"index {name} created", name)
 
     def _documents(self, action: Action) -> None:
-        docs = load_documents(self.config)
-        response = self.write(action, "POST", "/_bulk?refresh=true", bulk_body(self.config, docs),
-                              content_type="application/x-ndjson")
+        response = self.send(action, action.requests[0])
         if isinstance(response, dict) and response.get("errors"):
             failed = [next(iter(item.values())) for item in response.get("items", [])]
             failed = [f for f in failed if isinstance(f, dict) and f.get("error")]
@@ -264,13 +286,13 @@ class _Run:
             raise ClusterError(f"bulk load into {self.config.index.name}: {len(failed)} document(s) failed; first: "
                                f"{first.get('_id')}: {dumps(first.get('error'))}", fix=fix, status=first.get("status"))
         verb = "loaded" if action.kind == CREATE else "reloaded"
-        self.emit("load", action, f"{len(docs)} documents {verb} into {self.config.index.name}")
+        count = str(action.requests[0].body).count("\n") // 2  # two NDJSON lines a document; JSON escapes "\n"
+        self.emit("load", action, f"{count} documents {verb} into {action.name}")
 
     def _pipeline(self, action: Action) -> None:
         assert self.result.model_id is not None
-        name = self.config.pipeline.name
-        body = dumps(pipeline_body(self.config, model_id=self.result.model_id))
-        self.write(action, "PUT", f"/_search/pipeline/{name}", body)
+        name = action.name
+        self.send(action, action.requests[0])
         verb = "created" if action.kind == CREATE else "updated"
         self.emit(action.kind, action, f"search pipeline {name} {verb} (model {self.result.model_id})", name)
 

@@ -24,10 +24,11 @@ from .aws_spec import (
     SETTLED,
     Deployed,
     EndpointSpec,
+    create_endpoint_config_params,
+    create_model_params,
     differences,
     endpoint_spec,
     is_owned,
-    primary_container,
     read_deployed,
     replaced_artifact,
 )
@@ -259,8 +260,7 @@ def _ensure_model(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) ->
     if spec.model_data_url and "HF_MODEL_ID" in spec.environment:
         what = f"{spec.environment['HF_MODEL_ID']} with {spec.model_data_url}"
     on_event(note(f"creating model {spec.model_name} ({what} on {spec.image_uri})"))
-    call_aws("CreateModel", sm.create_model, role_arn=spec.role_arn, ModelName=spec.model_name,
-             PrimaryContainer=primary_container(spec), ExecutionRoleArn=spec.role_arn)
+    call_aws("CreateModel", sm.create_model, role_arn=spec.role_arn, **create_model_params(spec))
 
 
 def _ensure_endpoint_config(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> None:
@@ -271,14 +271,7 @@ def _ensure_endpoint_config(clients: AwsClients, spec: EndpointSpec, on_event: O
         on_event(note(f"endpoint config {spec.config_name} exists"))
         return
     on_event(note(f"creating endpoint config {spec.config_name} ({spec.instance_count} x {spec.instance_type})"))
-    call_aws("CreateEndpointConfig", sm.create_endpoint_config, EndpointConfigName=spec.config_name,
-             ProductionVariants=[{
-              "VariantName": spec.variant_name,
-              "ModelName": spec.model_name,
-              "InitialInstanceCount": spec.instance_count,
-              "InstanceType": spec.instance_type,
-              "InitialVariantWeight": 1.0,
-             }])
+    call_aws("CreateEndpointConfig", sm.create_endpoint_config, **create_endpoint_config_params(spec))
 
 
 def _delete_replaced(config: Config, clients: AwsClients, spec: EndpointSpec, before: Deployed,

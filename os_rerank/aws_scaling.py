@@ -41,9 +41,7 @@ def ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCon
     have = read_scaling(clients, spec.endpoint_name, spec.variant_name)
     if have is None or (have["min"], have["max"]) != (want.min, want.max):
         on_event(note(f"registering autoscaling {want.min}..{want.max} instances for {spec.resource_id}"))
-        call_aws("RegisterScalableTarget", aas.register_scalable_target, ServiceNamespace="sagemaker",
-                 ResourceId=spec.resource_id, ScalableDimension=SCALABLE_DIMENSION,
-                 MinCapacity=want.min, MaxCapacity=want.max)
+        call_aws("RegisterScalableTarget", aas.register_scalable_target, **scaling_target_params(spec, want))
     wanted = (spec.policy_name, "SageMakerVariantInvocationsPerInstance", float(want.target_invocations_per_instance),
               want.scale_in_cooldown, want.scale_out_cooldown)
     current = None if have is None else (have["policy"], have["metric"], have["target"], have["scale_in_cooldown"],
@@ -53,14 +51,7 @@ def ensure_scaling(clients: AwsClients, spec: EndpointSpec, want: AutoscalingCon
         return
     on_event(note(f"putting scaling policy {spec.policy_name}: {want.target_invocations_per_instance:g} invocations "
              "per instance per minute"))
-    call_aws("PutScalingPolicy", aas.put_scaling_policy, PolicyName=spec.policy_name, ServiceNamespace="sagemaker",
-             ResourceId=spec.resource_id, ScalableDimension=SCALABLE_DIMENSION, PolicyType="TargetTrackingScaling",
-             TargetTrackingScalingPolicyConfiguration={
-              "TargetValue": float(want.target_invocations_per_instance),
-              "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-              "ScaleInCooldown": want.scale_in_cooldown,
-              "ScaleOutCooldown": want.scale_out_cooldown,
-             })
+    call_aws("PutScalingPolicy", aas.put_scaling_policy, **scaling_policy_params(spec, want))
 
 
 def deregister_scaling(clients: AwsClients, spec: EndpointSpec, on_event: OnEvent) -> bool:
@@ -69,5 +60,26 @@ def deregister_scaling(clients: AwsClients, spec: EndpointSpec, on_event: OnEven
         return False
     on_event(note(f"deregistering autoscaling of {spec.resource_id}"))
     call_aws("DeregisterScalableTarget", clients.autoscaling.deregister_scalable_target, missing_ok=True,
-             ServiceNamespace="sagemaker", ResourceId=spec.resource_id, ScalableDimension=SCALABLE_DIMENSION)
+             **scaling_target_params(spec))
     return True
+
+
+# The parameters of each write, built once: `deploy_endpoint` sends them and `endpoint deploy --dry-run` shows them.
+def scaling_target_params(spec: EndpointSpec, want: AutoscalingConfig | None = None) -> dict[str, Any]:
+    """RegisterScalableTarget's parameters (DeregisterScalableTarget's without `want`)."""
+    params: dict[str, Any] = {"ServiceNamespace": "sagemaker", "ResourceId": spec.resource_id,
+                              "ScalableDimension": SCALABLE_DIMENSION}
+    if want is not None:
+        params.update(MinCapacity=want.min, MaxCapacity=want.max)
+    return params
+
+
+def scaling_policy_params(spec: EndpointSpec, want: AutoscalingConfig) -> dict[str, Any]:
+    return {"PolicyName": spec.policy_name, "ServiceNamespace": "sagemaker", "ResourceId": spec.resource_id,
+            "ScalableDimension": SCALABLE_DIMENSION, "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": float(want.target_invocations_per_instance),
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleInCooldown": want.scale_in_cooldown,
+                "ScaleOutCooldown": want.scale_out_cooldown,
+            }}

@@ -171,6 +171,22 @@ def primary_container(spec: EndpointSpec) -> dict[str, Any]:
     return container
 
 
+# The parameters of each write, built once: `deploy_endpoint` sends them and `endpoint deploy --dry-run` shows them.
+def create_model_params(spec: EndpointSpec) -> dict[str, Any]:
+    return {"ModelName": spec.model_name, "PrimaryContainer": primary_container(spec),
+            "ExecutionRoleArn": spec.role_arn}
+
+
+def create_endpoint_config_params(spec: EndpointSpec) -> dict[str, Any]:
+    return {"EndpointConfigName": spec.config_name, "ProductionVariants": [{
+        "VariantName": spec.variant_name,
+        "ModelName": spec.model_name,
+        "InitialInstanceCount": spec.instance_count,
+        "InstanceType": spec.instance_type,
+        "InitialVariantWeight": 1.0,
+    }]}
+
+
 def is_owned(name: str, endpoint_name: str) -> bool:
     """Whether `name` is one os-rerank made for this endpoint (`<endpoint>-<8 hex>`)."""
     base = endpoint_name[:54].rstrip("-")

@@ -174,6 +174,21 @@ def cmd_teardown(args: argparse.Namespace, env: Env) -> int:
     from .teardown import teardown
 
     config = load(args, env)
+    if args.dry_run:
+        from .teardown import plan_teardown
+
+        plan = plan_teardown(open_cluster(config), config, keep_index=args.keep_index)
+        if args.json:
+            print_json(env, plan.to_dict())
+        else:
+            output.print_lines(env, plan.lines())
+        if plan.failed:
+            raise ClusterError(f"teardown --dry-run: {len(plan.failed)} step(s) could not be planned: "
+                               + "; ".join(f"{a.resource} {a.id or a.name}" for a in plan.failed),
+                               fix="fix the causes above and plan again")
+        if not args.json:
+            output.print_teardown_planned(env)
+        return ExitStatus.OK
     on_event = None if args.json else progress(env)
     report = teardown(open_cluster(config), config, keep_index=args.keep_index, on_event=on_event)
     if args.json:

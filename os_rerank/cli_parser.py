@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     _add_json(p)
     p.add_argument("--keep-index", action="store_true", help="leave the test index and its documents")
+    p.add_argument("--dry-run", action="store_true", help="print the steps and exact requests teardown would send, "
+                   "and send nothing")
 
     p = command("search", cli_commands.cmd_search, "search through the rerank pipeline and show the reranked hits")
     _add_config(p)

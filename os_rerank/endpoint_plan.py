@@ -1,9 +1,11 @@
 """`endpoint deploy --dry-run`: what `deploy_endpoint` would write, from reads only.
 
-Each step is one AWS write operation, named as `DeployResult.writes` names it, with its target, why, and (for
-CreateModel, CreateEndpointConfig and PutObject) what would be sent; a matching endpoint gives one `no change`
-step. The decisions are deploy_endpoint's own (the same spec, `differences`, `is_owned`, `replaced_artifact`), and
-tests/test_aws_handler_deploy.py holds the plan to what a deploy then sends, operation by operation.
+Each step is one AWS write operation, named as `DeployResult.writes` names it, with its target, why, and the
+exact parameters of the call (`params`, from the same builders deploy_endpoint sends, e.g. `create_model_params`;
+S3 steps show the archive instead of its bytes); a matching endpoint gives one `no change` step. The decisions are
+deploy_endpoint's own (the same spec, `differences`, `is_owned`, `replaced_artifact`), and
+tests/test_aws_handler_deploy.py holds the plan to what a deploy then sends, operation by operation and parameter
+by parameter.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .aws_calls import AwsClients, aws_clients, call_aws
-from .aws_scaling import read_scaling
+from .aws_scaling import read_scaling, scaling_policy_params, scaling_target_params
 from .aws_spec import (
     SETTLED,
     EndpointSpec,
+    create_endpoint_config_params,
+    create_model_params,
     differences,
     endpoint_spec,
     is_owned,
@@ -38,9 +42,11 @@ class DeployStep:
     target: str
     reason: str
     body: Any = None
+    params: dict[str, Any] | None = None  # the call's exact parameters (SageMaker and Application Auto Scaling)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"operation": self.operation, "target": self.target, "reason": self.reason, "body": self.body}
+        return {"operation": self.operation, "target": self.target, "reason": self.reason, "body": self.body,
+                "params": self.params}
 
 
 @dataclass(frozen=True)
@@ -93,26 +99,29 @@ def _plan(config: Config, clients: AwsClients, spec: EndpointSpec, steps: list[D
     def create_model_and_config() -> None:
         if not model_exists:
             steps.append(DeployStep("CreateModel", spec.model_name, "no model with these settings",
-                                    {"PrimaryContainer": primary_container(spec), "ExecutionRoleArn": spec.role_arn}))
+                                    {"PrimaryContainer": primary_container(spec), "ExecutionRoleArn": spec.role_arn},
+                                    create_model_params(spec)))
         if not config_exists:
             steps.append(DeployStep("CreateEndpointConfig", spec.config_name,
                                     f"{spec.instance_count} x {spec.instance_type}",
                                     {"VariantName": spec.variant_name, "ModelName": spec.model_name,
                                      "InitialInstanceCount": spec.instance_count,
-                                     "InstanceType": spec.instance_type}))
+                                     "InstanceType": spec.instance_type}, create_endpoint_config_params(spec)))
 
+    endpoint = {"EndpointName": spec.endpoint_name, "EndpointConfigName": spec.config_name}
     scaling = None
     if deployed.endpoint is None:
         create_model_and_config()
-        steps.append(DeployStep("CreateEndpoint", spec.endpoint_name, "no such endpoint"))
+        steps.append(DeployStep("CreateEndpoint", spec.endpoint_name, "no such endpoint", params=endpoint))
     elif status is not None and status not in SETTLED:
         steps.append(DeployStep(NO_CHANGE, spec.endpoint_name, f"endpoint is {status}: deploy waits for it to "
                                 "settle, then decides; plan again then"))
         return _done(spec, steps, archive)
     elif status in ("Failed", "OutOfService"):
-        steps.append(DeployStep("DeleteEndpoint", spec.endpoint_name, f"endpoint is {status}"))
+        steps.append(DeployStep("DeleteEndpoint", spec.endpoint_name, f"endpoint is {status}",
+                                params={"EndpointName": spec.endpoint_name}))
         create_model_and_config()
-        steps.append(DeployStep("CreateEndpoint", spec.endpoint_name, "created again"))
+        steps.append(DeployStep("CreateEndpoint", spec.endpoint_name, "created again", params=endpoint))
     else:
         changes = differences(spec, deployed)
         scaling = read_scaling(clients, spec.endpoint_name, spec.variant_name)
@@ -122,29 +131,33 @@ def _plan(config: Config, clients: AwsClients, spec: EndpointSpec, steps: list[D
             create_model_and_config()
             if scaling is not None:
                 steps.append(DeployStep("DeregisterScalableTarget", spec.resource_id,
-                                        "SageMaker refuses to update a scaled variant's instance type"))
+                                        "SageMaker refuses to update a scaled variant's instance type",
+                                        params=scaling_target_params(spec)))
                 scaling = None
-            steps.append(DeployStep("UpdateEndpoint", spec.endpoint_name, "; ".join(changes)))
+            steps.append(DeployStep("UpdateEndpoint", spec.endpoint_name, "; ".join(changes), params=endpoint))
             old_config = (deployed.endpoint_config or {}).get("EndpointConfigName")
             if old_config and old_config != spec.config_name and is_owned(old_config, spec.endpoint_name):
-                steps.append(DeployStep("DeleteEndpointConfig", old_config, "replaced"))
+                steps.append(DeployStep("DeleteEndpointConfig", old_config, "replaced",
+                                        params={"EndpointConfigName": old_config}))
             for model, described in deployed.models.items():
                 if model != spec.model_name and is_owned(model, spec.endpoint_name):
-                    steps.append(DeployStep("DeleteModel", model, "replaced"))
+                    steps.append(DeployStep("DeleteModel", model, "replaced", params={"ModelName": model}))
                     old_data = replaced_artifact(config, spec, described)
                     if old_data is not None and clients.s3 is not None:
                         steps.append(DeployStep("DeleteObject", old_data, "the replaced model's archive"))
     if spec.autoscaling is not None:
         want = spec.autoscaling
         if scaling is None or (scaling["min"], scaling["max"]) != (want.min, want.max):
-            steps.append(DeployStep("RegisterScalableTarget", spec.resource_id, f"{want.min}..{want.max} instances"))
+            steps.append(DeployStep("RegisterScalableTarget", spec.resource_id, f"{want.min}..{want.max} instances",
+                                    params=scaling_target_params(spec, want)))
         wanted = (spec.policy_name, "SageMakerVariantInvocationsPerInstance",
                   float(want.target_invocations_per_instance), want.scale_in_cooldown, want.scale_out_cooldown)
         current = None if scaling is None else (scaling["policy"], scaling["metric"], scaling["target"],
                                                 scaling["scale_in_cooldown"], scaling["scale_out_cooldown"])
         if current != wanted:
             steps.append(DeployStep("PutScalingPolicy", spec.policy_name,
-                                    f"{want.target_invocations_per_instance:g} invocations per instance per minute"))
+                                    f"{want.target_invocations_per_instance:g} invocations per instance per minute",
+                                    params=scaling_policy_params(spec, want)))
     return _done(spec, steps, archive)
 
 

@@ -212,6 +212,10 @@ def print_teardown(env: Env, report: Any) -> None:
         note(env, text)
 
 
+def print_teardown_planned(env: Env) -> None:
+    env.out("Teardown plan: nothing was sent.")
+
+
 def print_teardown_done(env: Env) -> None:
     env.out("Teardown complete.")
 

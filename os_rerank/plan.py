@@ -2,7 +2,9 @@
 
 `make_plan(desired, state)` returns frozen `Action`s in the order apply runs them: cluster settings, connector,
 model group, model (register + deploy), index, documents, pipeline. Every action says why, including the ones
-that change nothing ("connector exists and matches"). IDs not known yet are `(known after apply)`.
+that change nothing ("connector exists and matches"), and carries the exact writes it makes (`requests`, wire.py):
+bodies come from render, with a typed `Ref` for each id not known yet (shown as `(known after apply)`) and a
+`Secret` for the credential (shown as ***). Apply fills those in and sends the requests; it renders nothing.
 """
 
 from __future__ import annotations
@@ -29,14 +31,17 @@ from .render import (
     Version,
     bulk_body,
     connector_body,
+    credential_placeholder,
     format_version,
     index_body,
     load_documents,
+    model_body,
+    model_group_access_body,
     model_group_body,
     pipeline_body,
-    redacted_credential,
 )
 from .state import ClusterState
+from .wire import DEPLOY, UNDEPLOY, Ref, Request, fill
 
 CREATE = "create"
 UPDATE = "update"
@@ -49,7 +54,8 @@ SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", NO_CHANGE: "="}
 
 @dataclass(frozen=True)
 class Action:
-    """One step of a plan. `id` is the existing resource's id; `related` lists ids the step also touches."""
+    """One step of a plan. `id` is the existing resource's id; `related` lists ids the step also touches;
+    `requests` are the writes it makes, in order (`body` is the main one's body)."""
 
     kind: str
     resource: str
@@ -58,6 +64,7 @@ class Action:
     body: Any = None
     id: str | None = None
     related: tuple[str, ...] = ()
+    requests: tuple[Request, ...] = ()
 
     @property
     def changes(self) -> bool:
@@ -74,7 +81,8 @@ class Action:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "resource": self.resource, "name": self.name, "id": self.shown_id,
-                "reason": self.reason, "body": self.body, "related": list(self.related)}
+                "reason": self.reason, "body": self.body, "related": list(self.related),
+                "requests": [r.to_dict() for r in self.requests]}
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ class Desired:
     endpoint_private: bool
     connector: dict[str, Any]
     model_name: str
+    model: dict[str, Any]
     model_group: str | None
     model_group_body: dict[str, Any] | None
     index_name: str
@@ -123,6 +132,7 @@ class Desired:
     pipeline_name: str
     pipeline: dict[str, Any] = field(default_factory=dict)
     model_access: dict[str, Any] | None = None  # {"access_mode", "backend_roles"} for the model group
+    model_group_access_body: dict[str, Any] | None = None
 
 
 def desired_state(config: Config, version: Version, *, endpoint_private: bool) -> Desired:
@@ -133,8 +143,10 @@ def desired_state(config: Config, version: Version, *, endpoint_private: bool) -
         connector_name=config.connector.name,
         connector_url=config.sagemaker.connector_url,
         endpoint_private=endpoint_private,
-        connector=connector_body(config, version=version, credential=redacted_credential(config)),
+        connector=connector_body(config, version=version, credential=credential_placeholder(config)),
         model_name=config.model.name,
+        model=model_body(config, connector_id=Ref("connector"),
+                         model_group_id=Ref("model group") if config.model.group else None),
         model_group=config.model.group,
         model_group_body=model_group_body(config) if config.model.group else None,
         index_name=config.index.name,
@@ -143,10 +155,11 @@ def desired_state(config: Config, version: Version, *, endpoint_private: bool) -
         documents=tuple(docs),
         documents_text=bulk_body(config, docs),
         pipeline_name=config.pipeline.name,
-        pipeline=pipeline_body(config, model_id=KNOWN_AFTER_APPLY),
+        pipeline=pipeline_body(config, model_id=Ref("model")),
         model_access=({"access_mode": config.model.access.mode,
                        "backend_roles": list(config.model.access.backend_roles)}
                       if config.model.access is not None else None),
+        model_group_access_body=model_group_access_body(config) if config.model.access is not None else None,
     )
 
 
@@ -211,7 +224,9 @@ def _settings(desired: Desired, state: ClusterState) -> Action:
         return Action(NO_CHANGE, "settings", "cluster settings", "; ".join(reasons))
     if state.settings_scope == "transient":
         reasons.append("written as transient settings, since transient ones are set and would shadow persistent")
-    return Action(UPDATE, "settings", "cluster settings", "; ".join(reasons), body={state.settings_scope: changes})
+    body = {state.settings_scope: changes}
+    return Action(UPDATE, "settings", "cluster settings", "; ".join(reasons), body=body,
+                  requests=(Request("PUT", "/_cluster/settings", body),))
 
 
 def connector_differences(want: dict[str, Any], live: dict[str, Any]) -> list[str]:
@@ -289,7 +304,9 @@ def _connector(desired: Desired, state: ClusterState) -> Action:
     live = ml.only(state.connectors, ml.CONNECTORS, name)
     if live is None:
         why = "no connector with this name" + (f" (access {_access_text(access)})" if access else "")
-        return Action(CREATE, "connector", name, why, body=desired.connector)
+        return Action(CREATE, "connector", name, why, body=desired.connector,
+                      requests=(Request("POST", ml.create_path(ml.CONNECTORS), desired.connector,
+                                        yields="connector"),))
     diffs = connector_differences(desired.connector, live.body)
     if not diffs:
         why = "connector exists and matches" + (f" (access {_access_text(access)})" if access else "")
@@ -298,7 +315,11 @@ def _connector(desired: Desired, state: ClusterState) -> Action:
     reason = "connector differs: " + "; ".join(diffs)
     if loaded:
         reason += f" (undeploy {', '.join(loaded)}, update in place, deploy again)"
-    return Action(UPDATE, "connector", name, reason, body=desired.connector, id=live.id, related=loaded)
+    # ML Commons refuses to update a connector a deployed model uses: undeploy, update, deploy again
+    requests = (*(_undeploy(m) for m in loaded), Request("PUT", ml.path(ml.CONNECTORS, live.id), desired.connector),
+                *(_deploy(m) for m in loaded))
+    return Action(UPDATE, "connector", name, reason, body=desired.connector, id=live.id, related=loaded,
+                  requests=requests)
 
 
 def _model_group(desired: Desired, state: ClusterState) -> Action | None:
@@ -311,14 +332,17 @@ def _model_group(desired: Desired, state: ClusterState) -> Action | None:
     live = ml.only(state.model_groups, ml.MODEL_GROUPS, desired.model_group)
     if live is None:
         why = "no model group with this name" + (f" (access {_access_text(access)})" if access else "")
-        return Action(CREATE, "model group", desired.model_group, why, body=desired.model_group_body)
+        return Action(CREATE, "model group", desired.model_group, why, body=desired.model_group_body,
+                      requests=(Request("POST", ml.create_path(ml.MODEL_GROUPS), desired.model_group_body,
+                                        yields="model group"),))
     if access is not None:
         roles = [str(r) for r in live.body.get("backend_roles") or []]
         have = {"access_mode": live.body.get("access"), "backend_roles": roles}
         if (have["access_mode"], sorted(roles)) != (access["access_mode"], sorted(access["backend_roles"])):
-            body = {k: v for k, v in access.items() if v}  # ML Commons takes backend_roles only for restricted
+            body = desired.model_group_access_body
             return Action(UPDATE, "model group", desired.model_group,
-                          f"access differs: {_access_text(have)} -> {_access_text(access)}", body=body, id=live.id)
+                          f"access differs: {_access_text(have)} -> {_access_text(access)}", body=body, id=live.id,
+                          requests=(Request("PUT", ml.path(ml.MODEL_GROUPS, live.id), body),))
         return Action(NO_CHANGE, "model group", desired.model_group,
                       f"model group exists with access {_access_text(access)}", id=live.id)
     return Action(NO_CHANGE, "model group", desired.model_group, "model group exists", id=live.id)
@@ -332,24 +356,29 @@ def _access_text(access: dict[str, Any]) -> str:
 def _model(desired: Desired, state: ClusterState, connector: Action, group: Action | None) -> Action:
     name = desired.model_name
     live = ml.only(state.models, ml.MODELS, name)
-    body = {"name": name, "function_name": "remote", "connector_id": connector.id or KNOWN_AFTER_APPLY}
-    if group is not None:
-        body["model_group_id"] = group.id or KNOWN_AFTER_APPLY
+    known = {"connector": connector.id, "model group": group.id if group is not None else None}
+    body = fill(desired.model, {k: v for k, v in known.items() if v})
+    register = (Request("POST", ml.create_path(ml.MODELS), body, yields="model"), _deploy(Ref("model")))
     if live is None:
-        return Action(CREATE, "model", name, "no model with this name; register it and deploy", body=body)
+        return Action(CREATE, "model", name, "no model with this name; register it and deploy", body=body,
+                      requests=register)
     old = (live.id,)
+    # delete first, so a re-run never finds two models with our name
+    delete = Request("DELETE", ml.path(ml.MODELS, live.id), missing_ok=True, target=live.id)
+    replace = (_undeploy(live.id), delete, *register)
     if connector.kind == CREATE or live.connector_id != connector.id:
         why = f"model uses connector {live.connector_id}, not " + (
             "the new connector" if connector.kind == CREATE else str(connector.id))
         return Action(REPLACE, "model", name, why + "; register a new model, deploy it, delete the old one",
-                      body=body, id=live.id, related=old)
+                      body=body, id=live.id, related=old, requests=replace)
     if group is not None and live.model_group_id != group.id:
         why = f"model is in model group {live.model_group_id}, not " + (
             "the new group" if group.kind == CREATE else str(group.id))
         return Action(REPLACE, "model", name, why + "; register a new model, deploy it, delete the old one",
-                      body=body, id=live.id, related=old)
+                      body=body, id=live.id, related=old, requests=replace)
     if live.model_state != DEPLOYED:
-        return Action(UPDATE, "model", name, f"model is {live.model_state}; deploy it", id=live.id)
+        return Action(UPDATE, "model", name, f"model is {live.model_state}; deploy it", id=live.id,
+                      requests=(_deploy(live.id),))
     return Action(NO_CHANGE, "model", name, f"model exists, uses connector {live.connector_id}, and is DEPLOYED",
                   id=live.id)
 
@@ -357,9 +386,13 @@ def _model(desired: Desired, state: ClusterState, connector: Action, group: Acti
 def _index(desired: Desired, state: ClusterState) -> list[Action]:
     name = desired.index_name
     n = len(desired.documents)
-    load = Action(CREATE, "documents", name, f"load {n} sample documents", body=desired.documents_text)
+    bulk = (Request("POST", "/_bulk?refresh=true", desired.documents_text, content_type="application/x-ndjson"),)
+    load = Action(CREATE, "documents", name, f"load {n} sample documents", body=desired.documents_text,
+                  requests=bulk)
+    create = Request("PUT", f"/{name}", desired.index)
     if state.index is None:
-        return [Action(CREATE, "index", name, "no index with this name", body=desired.index), load]
+        return [Action(CREATE, "index", name, "no index with this name", body=desired.index, requests=(create,)),
+                load]
     wrong = []
     for field_name, kind in desired.fields.items():
         got = (state.index.properties.get(field_name) or {}).get("type")
@@ -367,7 +400,8 @@ def _index(desired: Desired, state: ClusterState) -> list[Action]:
             wrong.append(f"{field_name} is {got or 'unmapped'}, want {kind}")
     if wrong:
         return [Action(REPLACE, "index", name, "mapping differs: " + "; ".join(wrong) + " (delete and recreate)",
-                       body=desired.index, id=name), load]
+                       body=desired.index, id=name,
+                       requests=(Request("DELETE", f"/{name}", missing_ok=True), create)), load]
     index = Action(NO_CHANGE, "index", name, "index exists with the mapping", id=name)
     missing = [d["id"] for d in desired.documents if d["id"] not in state.index.documents]
     differ = [d["id"] for d in desired.documents if d["id"] in state.index.documents
@@ -377,7 +411,7 @@ def _index(desired: Desired, state: ClusterState) -> list[Action]:
     if missing or differ:
         parts = [f"{len(missing)} missing" if missing else "", f"{len(differ)} differ" if differ else ""]
         why = f"reload {n} sample documents ({', '.join(p for p in parts if p)}){tail}"
-        return [index, Action(UPDATE, "documents", name, why, body=desired.documents_text)]
+        return [index, Action(UPDATE, "documents", name, why, body=desired.documents_text, requests=bulk)]
     return [index, Action(NO_CHANGE, "documents", name, f"all {n} sample documents present and equal{tail}")]
 
 
@@ -398,27 +432,29 @@ def pipeline_fields(body: dict[str, Any]) -> dict[str, Any]:
 
 def _pipeline(desired: Desired, state: ClusterState, model: Action) -> Action:
     name = desired.pipeline_name
-    model_id = model.id if model.kind in (NO_CHANGE, UPDATE) else KNOWN_AFTER_APPLY
-    want = _with_model_id(desired.pipeline, model_id or KNOWN_AFTER_APPLY)
+    model_id = model.id if model.kind in (NO_CHANGE, UPDATE) else None
+    want = fill(desired.pipeline, {"model": model_id} if model_id else {})
+    put = (Request("PUT", f"/_search/pipeline/{name}", want),)
     if state.pipeline is None:
-        return Action(CREATE, "pipeline", name, "no search pipeline with this name", body=want)
+        return Action(CREATE, "pipeline", name, "no search pipeline with this name", body=want, requests=put)
     live, wanted = pipeline_fields(state.pipeline), pipeline_fields(want)
-    if model_id == KNOWN_AFTER_APPLY:
-        return Action(UPDATE, "pipeline", name, "the model is new: point the pipeline at it", body=want, id=name)
+    if model_id is None:
+        return Action(UPDATE, "pipeline", name, "the model is new: point the pipeline at it", body=want, id=name,
+                      requests=put)
     diffs = [f"{k} ({_short(live[k])} -> {_short(wanted[k])})" for k in wanted if live[k] != wanted[k]]
     if diffs:
-        return Action(UPDATE, "pipeline", name, "pipeline differs: " + "; ".join(diffs), body=want, id=name)
+        return Action(UPDATE, "pipeline", name, "pipeline differs: " + "; ".join(diffs), body=want, id=name,
+                      requests=put)
     return Action(NO_CHANGE, "pipeline", name, f"pipeline exists and reranks with model {model_id}", id=name)
 
 
-def _with_model_id(body: dict[str, Any], model_id: str) -> dict[str, Any]:
-    out = dict(body)
-    out["response_processors"] = [
-        {"rerank": {**p["rerank"], "ml_opensearch": {**p["rerank"]["ml_opensearch"], "model_id": model_id}}}
-        if "rerank" in p else p
-        for p in body.get("response_processors", [])
-    ]
-    return out
+def _deploy(model_id: str) -> Request:
+    return Request("POST", (ml.path(ml.MODELS) + "/", model_id, "/_deploy"), role=DEPLOY, target=model_id)
+
+
+def _undeploy(model_id: str) -> Request:
+    return Request("POST", ml.path(ml.MODELS, model_id, "_undeploy"), missing_ok=True, role=UNDEPLOY,
+                   target=model_id)
 
 
 def plan_lines(plan: Plan) -> list[str]:

@@ -341,14 +341,14 @@ def run_rollback(cluster: Cluster, config: Any, *, index: str, dry_run: bool = F
     return result
 
 
-def release_index(cluster: Cluster, index: str, pipeline: str) -> str:
-    """Before `pipeline` is deleted: give `index`, whose default it is, the default it had before the promotion (or
-    none, when nothing is recorded), so its searches do not fail on a missing pipeline; says what was done."""
+def plan_release(cluster: Cluster, index: str, pipeline: str) -> tuple[Change, str]:
+    """Before `pipeline` is deleted: the change that gives `index`, whose default it is, the default it had before
+    the promotion (or none, when nothing is recorded), so its searches do not fail on a missing pipeline; and what
+    it does, in words. Reads only."""
     state = read_default(cluster, index)
     if state.record is not None and state.record.pipeline == pipeline:
         change = plan_rollback(state, pipeline)
-        apply_change(cluster, change)
-        return f"default search pipeline of {index} restored to {shown(change.after)} (as recorded by promote)"
-    apply_change(cluster, Change(ROLLBACK, index, pipeline, pipeline, None, (
-        _setting_write(index, None, "its pipeline is about to be deleted"),), "nothing recorded"))
-    return f"default search pipeline of {index} removed (set outside os-rerank; nothing recorded to restore)"
+        return change, f"default search pipeline of {index} restored to {shown(change.after)} (as recorded by promote)"
+    change = Change(ROLLBACK, index, pipeline, pipeline, None, (
+        _setting_write(index, None, "its pipeline is about to be deleted"),), "nothing recorded")
+    return change, f"default search pipeline of {index} removed (set outside os-rerank; nothing recorded to restore)"

@@ -7,6 +7,7 @@ byte, what `setup` sends (credentials aside, which render shows as ***).
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,12 +21,15 @@ from .config import Config
 from .contracts import get_contract
 from .errors import RenderError
 from .resources import read_painless, resource_dir, script_as_sent
+from .wire import KNOWN_AFTER_APPLY, Ref, Secret, dumps
 
 # The newest ML Commons line os-rerank knows; render defaults to it.
 NEWEST_VERSION = (3, 8, 0)
 MIN_VERSION = (2, 12, 0)
-KNOWN_AFTER_APPLY = "(known after apply)"
 REDACTED = "***"
+# Placeholders (wire.py) cross a template as this prefix + the context key, and come back as objects: only a whole
+# JSON string equal to such a token is one, and the nonce makes sure no user text can be.
+_TOKEN = f"os-rerank-placeholder-{secrets.token_hex(16)}:"
 
 Version = tuple[int, int, int]
 
@@ -58,11 +62,6 @@ def format_version(version: Version) -> str:
     return ".".join(str(n) for n in version)
 
 
-def dumps(value: Any) -> str:
-    """The one JSON spelling of every body: UTF-8 text as is, two-space indent, no trailing newline."""
-    return json.dumps(value, ensure_ascii=False, indent=2)
-
-
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -76,15 +75,34 @@ def _environment() -> jinja2.Environment:
 
 
 def _render_template(name: str, **context: Any) -> Any:
-    """The JSON value template `name` produces; RenderError with the template's name if it is not valid JSON."""
+    """The JSON value template `name` produces; RenderError with the template's name if it is not valid JSON.
+
+    A placeholder (Ref, Secret) passed in `context` is in the value where the template put it, as the same object.
+    """
+    tokens: dict[str, Any] = {}
+    for key, value in context.items():
+        if isinstance(value, (Ref, Secret)):
+            tokens[_TOKEN + key] = value
+            context[key] = _TOKEN + key
     try:
         text = _environment().get_template(name).render(**context)
     except jinja2.TemplateError as exc:
         raise RenderError(f"templates/{name}: {exc}") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RenderError(f"templates/{name}:{exc.lineno}: rendered text is not JSON: {exc.msg}") from None
+    return _restore(value, tokens) if tokens else value
+
+
+def _restore(value: Any, tokens: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        return tokens.get(value, value)
+    if isinstance(value, dict):
+        return {k: _restore(v, tokens) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore(v, tokens) for v in value]
+    return value
 
 
 def client_config_for(config: Config, version: Version) -> dict[str, Any] | None:
@@ -109,6 +127,12 @@ def client_config_for(config: Config, version: Version) -> dict[str, Any] | None
     return out
 
 
+def credential_placeholder(config: Config) -> dict[str, str]:
+    """The connector credential as a plan holds it: a Secret apply fills in (shown ***), or a role ARN as is."""
+    shown = redacted_credential(config)
+    return shown if config.connector.role_arn else Secret("credential", shown)
+
+
 def redacted_credential(config: Config, credential: Mapping[str, str] | None = None) -> dict[str, str]:
     """The connector credential as render shows it: every secret value ***, a role ARN as is."""
     if config.connector.role_arn:
@@ -131,7 +155,7 @@ def connector_body(config: Config, *, version: Version, credential: Mapping[str,
         sagemaker=config.sagemaker,
         contract=contract,
         url=config.sagemaker.connector_url,
-        credential=dict(credential),
+        credential=credential if isinstance(credential, Secret) else dict(credential),
         client_config=client_config_for(config, version),
         pre_process=pre,
         post_process=post,
@@ -143,6 +167,16 @@ def connector_body(config: Config, *, version: Version, credential: Mapping[str,
 def model_group_body(config: Config) -> dict[str, Any]:
     body = _render_template("model_group.json.j2", model=config.model)
     assert isinstance(body, dict)
+    return body
+
+
+def model_group_access_body(config: Config) -> dict[str, Any]:
+    """The body that changes a model group's access: ML Commons takes backend_roles only for restricted."""
+    access = config.model.access
+    assert access is not None
+    body: dict[str, Any] = {"access_mode": access.mode}
+    if access.backend_roles:
+        body["backend_roles"] = list(access.backend_roles)
     return body
 
 

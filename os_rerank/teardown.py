@@ -1,15 +1,17 @@
 """Teardown: remove what setup made, in the order ML Commons allows, tolerant of what is already gone.
 
-pipeline -> index (unless kept) -> undeploy models -> delete models -> delete connectors -> model group (only the
-configured group, and only when it is empty). Every step runs even when an earlier one failed; the report lists
-each outcome. Cluster settings are left as they are (other connectors may rely on the trusted-endpoint list).
-Resources are found by search and read by id (a model's state comes from the realtime GET, not from the search),
-and teardown returns only once ML Commons' search no longer shows what it deleted (mlcommons.py says why).
+A plan, then its run: `plan_teardown` reads the cluster and returns every step with the exact requests it sends
+(wire.py), `os-rerank teardown --dry-run` prints it, and `run_teardown` sends those requests and nothing else.
+Order: indices defaulting to the pipeline get their recorded default back -> pipeline -> index (unless kept) ->
+undeploy models -> delete models -> delete connectors -> model group (only the configured group, and only when
+no other model is in it) -> the trusted-endpoint entry setup added (unless another connector still needs it).
+Every step runs even when an earlier one failed; the report lists each outcome. Resources are found by search and
+read by id (a model's state comes from the realtime GET, not from the search), and teardown returns only once ML
+Commons' search no longer shows what it deleted (mlcommons.py says why).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,7 @@ from .cluster import Cluster
 from .config import Config
 from .errors import ClusterError, OsRerankError
 from .events import Event, OnEvent
+from .wire import Request
 
 DELETED = "deleted"
 GONE = "already gone"
@@ -27,6 +30,7 @@ KEPT = "kept"
 FAILED = "failed"
 UNDEPLOYED = "undeployed"
 RESTORED = "restored"
+SYMBOLS = {DELETED: "-", UNDEPLOYED: "~", RESTORED: "~", GONE: "=", KEPT: "=", FAILED: "!"}
 
 
 @dataclass(frozen=True)
@@ -65,124 +69,219 @@ class TeardownReport:
         return {"ok": not self.failed, "steps": [s.to_dict() for s in self.steps], "notes": list(self.notes)}
 
 
+@dataclass(frozen=True)
+class TeardownAction:
+    """One planned step: the outcome it has when its requests succeed (a delete answered 404 is `already gone`)."""
+
+    resource: str
+    name: str
+    id: str | None
+    outcome: str
+    detail: str = ""
+    requests: tuple[Request, ...] = ()
+    kind: str | None = None  # the ML Commons kind a delete removes: teardown waits until search agrees
+
+    def line(self) -> str:
+        """The step as `teardown --dry-run` prints it."""
+        planned = {DELETED: "to delete", UNDEPLOYED: "to undeploy", RESTORED: "to restore"}
+        ident = f" (id {self.id})" if self.id and self.id != self.name else ""
+        tail = f": {self.detail}" if self.detail else ""
+        return (f"{SYMBOLS.get(self.outcome, '*')} {self.resource} {self.name}{ident} "
+                f"{planned.get(self.outcome, self.outcome)}{tail}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"resource": self.resource, "name": self.name, "id": self.id, "outcome": self.outcome,
+                "detail": self.detail, "requests": [r.to_dict() for r in self.requests]}
+
+
+@dataclass(frozen=True)
+class TeardownPlan:
+    """What teardown does, in order (a step that could not be planned is `failed`, and says why)."""
+
+    actions: tuple[TeardownAction, ...]
+
+    @property
+    def failed(self) -> list[TeardownAction]:
+        return [a for a in self.actions if a.outcome == FAILED]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": True, "actions": [a.to_dict() for a in self.actions]}
+
+    def lines(self) -> list[str]:
+        out = []
+        for action in self.actions:
+            out.append(action.line())
+            out.extend(f"    {r.method} {r.shown_path}" for r in action.requests)
+        return out
+
+
 def teardown(cluster: Cluster, config: Config, *, keep_index: bool = False,
              on_event: OnEvent | None = None) -> TeardownReport:
     """Remove the resources `config` names; never raises for one resource, reports it instead.
 
-    Holds the lock of these resources (lock.py) while it works, so it never races a setup.
+    Holds the lock of these resources (lock.py) while it plans and works, so it never races a setup.
     """
     report = TeardownReport()
     with lock.held(cluster, config, "teardown", lambda event: report.notes.append(event.message)):
-        _teardown(cluster, config, keep_index, on_event, report)
+        run_teardown(cluster, plan_teardown(cluster, config, keep_index=keep_index), report, on_event)
     return report
 
 
-def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_event: OnEvent | None,
-              report: TeardownReport) -> None:
+def plan_teardown(cluster: Cluster, config: Config, *, keep_index: bool = False) -> TeardownPlan:
+    """The steps teardown takes on this cluster, with their requests; reads only."""
+    actions: list[TeardownAction] = []
 
-    def step(resource: str, name: str, id: str | None, action: Callable[[], str], detail: str = "") -> None:
-        try:
-            outcome = action()
-            item = TeardownStep(resource, name, id, outcome, detail if outcome != GONE else "")
-        except OsRerankError as exc:
-            fix = f" (fix: {exc.fix})" if exc.fix else ""
-            item = TeardownStep(resource, name, id, FAILED, exc.message + fix)
-        report.steps.append(item)
-        if on_event is not None:
-            on_event(item.event())
+    def failed(resource: str, name: str, id: str | None, exc: OsRerankError, prefix: str = "") -> TeardownAction:
+        fix = f" (fix: {exc.fix})" if exc.fix else ""
+        return TeardownAction(resource, name, id, FAILED, prefix + exc.message + fix)
 
-    def delete(path: str) -> Callable[[], str]:
-        def run() -> str:
-            return GONE if cluster.request("DELETE", path, missing_ok=True) is None else DELETED
-        return run
+    def delete(resource: str, name: str, id: str | None, path: str, kind: str | None = None,
+               detail: str = "") -> TeardownAction:
+        return TeardownAction(resource, name, id, DELETED, detail, (Request("DELETE", path, missing_ok=True),), kind)
 
     pipeline = config.pipeline.name
     # A default search pipeline that names a deleted pipeline fails every search of its index (promote.py), so the
     # indices that default to ours get their recorded default back first; if that fails, the pipeline stays.
     doomed = set() if keep_index else {config.index.name, f"{config.index.name}-eval"}
-    if _release_defaults(cluster, pipeline, doomed, step):
-        step("pipeline", pipeline, pipeline, delete(f"/_search/pipeline/{pipeline}"))
-    else:
-        step("pipeline", pipeline, pipeline, lambda: KEPT, "an index still defaults to it (see above)")
+    actions.extend(_release_defaults(cluster, pipeline, doomed, failed))
+    actions.append(delete("pipeline", pipeline, pipeline, f"/_search/pipeline/{pipeline}"))
     for index in (config.index.name, f"{config.index.name}-eval"):  # the test index, and the one eval loads
         if keep_index:
-            step("index", index, index, lambda: KEPT, "--keep-index")
+            actions.append(TeardownAction("index", index, index, KEPT, "--keep-index"))
         else:
-            step("index", index, index, delete(f"/{index}"))
+            actions.append(delete("index", index, index, f"/{index}"))
 
-    deleted: dict[str, tuple[str, list[str]]] = {}  # kind -> (name, ids deleted)
+    def find(kind: str, name: str) -> tuple[ml.Found, ...] | None:
+        try:
+            return ml.find_by_name(cluster, kind, name)
+        except OsRerankError as exc:
+            actions.append(TeardownAction(kind.rstrip("s").replace("_", " "), name, None, FAILED,
+                                          f"cannot list: {exc.message}"))
+            return None
 
-    def delete_found(kind: str, resource: str, name: str, found: ml.Found) -> None:
-        step(resource, name, found.id, delete(ml.path(kind, found.id)))
-        if report.steps[-1].outcome in (DELETED, GONE):
-            deleted.setdefault(kind, (name, []))[1].append(found.id)
-
-    models = _find(cluster, ml.MODELS, config.model.name, report, on_event)
+    models = find(ml.MODELS, config.model.name)
     for model in models or ():
         if model.model_state in ml.LOADED_STATES:
-            step("model", config.model.name, model.id, _undeploy(cluster, model.id), f"was {model.model_state}")
+            actions.append(TeardownAction("model", config.model.name, model.id, UNDEPLOYED, f"was {model.model_state}",
+                                          (Request("POST", ml.path(ml.MODELS, model.id, "_undeploy"),
+                                                   missing_ok=True),)))
     for model in models or ():
-        delete_found(ml.MODELS, "model", config.model.name, model)
+        actions.append(delete("model", config.model.name, model.id, ml.path(ml.MODELS, model.id), ml.MODELS))
     if models is not None and not models:
-        step("model", config.model.name, None, lambda: GONE)
+        actions.append(TeardownAction("model", config.model.name, None, GONE))
 
-    connectors = _find(cluster, ml.CONNECTORS, config.connector.name, report, on_event)
+    connectors = find(ml.CONNECTORS, config.connector.name)
     for connector in connectors or ():
-        delete_found(ml.CONNECTORS, "connector", config.connector.name, connector)
+        actions.append(delete("connector", config.connector.name, connector.id,
+                              ml.path(ml.CONNECTORS, connector.id), ml.CONNECTORS))
     if connectors is not None and not connectors:
-        step("connector", config.connector.name, None, lambda: GONE)
+        actions.append(TeardownAction("connector", config.connector.name, None, GONE))
 
     if config.model.group:
-        groups = _find(cluster, ml.MODEL_GROUPS, config.model.group, report, on_event)
+        groups = find(ml.MODEL_GROUPS, config.model.group)
+        ours = {m.id for m in models or ()}
         for group in groups or ():
-            try:  # read by id: the models just deleted are gone, whatever the (lagging) search still says
-                left = [m.id for m in _models_in_group(cluster, group.id)]
+            try:  # read by id; the models this teardown deletes do not count
+                left = [m.id for m in _models_in_group(cluster, group.id) if m.id not in ours]
             except OsRerankError as exc:
-                failure = ClusterError(f"cannot list its models: {exc.message}", fix=exc.fix)
-                step("model group", config.model.group, group.id, functools.partial(_raise, failure))
+                actions.append(failed("model group", config.model.group, group.id, exc, "cannot list its models: "))
                 continue
             if left:
-                step("model group", config.model.group, group.id, lambda: KEPT,
-                     f"still holds {len(left)} other model(s): {', '.join(left)}")
+                actions.append(TeardownAction("model group", config.model.group, group.id, KEPT,
+                                              f"still holds {len(left)} other model(s): {', '.join(left)}"))
             else:
-                delete_found(ml.MODEL_GROUPS, "model group", config.model.group, group)
+                actions.append(delete("model group", config.model.group, group.id,
+                                      ml.path(ml.MODEL_GROUPS, group.id), ml.MODEL_GROUPS))
         if groups is not None and not groups:
-            step("model group", config.model.group, None, lambda: GONE)
+            actions.append(TeardownAction("model group", config.model.group, None, GONE))
 
-    _trusted_entry(cluster, config, step, report.notes)
+    actions.extend(_trusted_entry(cluster, config, {c.id for c in connectors or ()}, failed))
+    return TeardownPlan(tuple(actions))
+
+
+def run_teardown(cluster: Cluster, plan: TeardownPlan, report: TeardownReport | None = None,
+                 on_event: OnEvent | None = None) -> TeardownReport:
+    """Send the plan's requests, step by step, each whatever became of the others; the outcome of each."""
+    report = report if report is not None else TeardownReport()
+    deleted: dict[str, tuple[str, list[str]]] = {}  # kind -> (name, ids deleted)
+    released = True
+    remaining: list[str] = []  # connectors whose delete failed: the trusted entry they need stays
+    for action in plan.actions:
+        if action.resource == "pipeline" and action.requests and not released:
+            item = TeardownStep("pipeline", action.name, action.id, KEPT, "an index still defaults to it (see above)")
+        elif action.resource == "setting" and action.requests and remaining:
+            item = TeardownStep("setting", action.name, action.id, KEPT,
+                                f"{action.detail} still admits connector(s) {', '.join(sorted(remaining))}")
+        else:
+            item = _run_step(cluster, action, report.notes)
+        if action.resource == "default pipeline" and item.outcome == FAILED:
+            released = False
+        if action.resource == "connector" and item.outcome == FAILED and action.id is not None:
+            remaining.append(action.id)
+        if action.kind is not None and item.outcome in (DELETED, GONE) and action.id is not None:
+            deleted.setdefault(action.kind, (action.name, []))[1].append(action.id)
+        report.steps.append(item)
+        if on_event is not None:
+            on_event(item.event())
     for kind, (name, ids) in deleted.items():
         if not ml.await_search(cluster, kind, ml.name_query(name), absent=ids):
             report.notes.append(f"ML Commons' search still lists deleted {kind.replace('_', ' ')} "
                                 f"{', '.join(ids)}; a command run at once may see them for a moment")
+    return report
 
 
-def _release_defaults(cluster: Cluster, pipeline: str, doomed: set[str], step: Callable[..., None]) -> bool:
-    """Roll back every index (but those about to be deleted) whose default search pipeline is `pipeline`; False
-    when one could not be, so the pipeline must stay."""
-    from .promote import indices_defaulting_to, release_index
+def _run_step(cluster: Cluster, action: TeardownAction, notes: list[str]) -> TeardownStep:
+    if not action.requests:
+        return TeardownStep(action.resource, action.name, action.id, action.outcome, action.detail)
+    outcome = action.outcome
+    try:
+        for request in action.requests:
+            response = cluster.request(request.method, request.shown_path, body=request.text(),
+                                       content_type=request.content_type, missing_ok=request.missing_ok)
+            if request.method == "DELETE" and response is None:
+                outcome = GONE
+    except ClusterError as exc:
+        if action.resource == "setting" and exc.status == 403:  # an operator's role leaves settings to an admin
+            entry = action.detail.removeprefix("entry ")
+            notes.append(f"this user may not change cluster settings: an admin can remove {entry} from "
+                         f"{action.name} (`os-rerank render --what settings` shows the entry)")
+            return TeardownStep(action.resource, action.name, action.id, KEPT, action.detail)
+        fix = f" (fix: {exc.fix})" if exc.fix else ""
+        return TeardownStep(action.resource, action.name, action.id, FAILED, exc.message + fix)
+    except OsRerankError as exc:
+        fix = f" (fix: {exc.fix})" if exc.fix else ""
+        return TeardownStep(action.resource, action.name, action.id, FAILED, exc.message + fix)
+    return TeardownStep(action.resource, action.name, action.id, outcome, action.detail if outcome != GONE else "")
+
+
+def _release_defaults(cluster: Cluster, pipeline: str, doomed: set[str],
+                      failed: Callable[..., TeardownAction]) -> list[TeardownAction]:
+    """Roll back every index (but those about to be deleted) whose default search pipeline is `pipeline`."""
+    from .promote import indices_defaulting_to, plan_release
 
     try:
         indices = [i for i in indices_defaulting_to(cluster, pipeline) if i not in doomed]
     except OsRerankError as exc:
-        step("default pipeline", pipeline, None, functools.partial(_raise, exc))
-        return False
-    ok = True
+        return [failed("default pipeline", pipeline, None, exc)]
+    out = []
     for index in indices:
         try:
-            detail = release_index(cluster, index, pipeline)
+            change, detail = plan_release(cluster, index, pipeline)
         except OsRerankError as exc:
-            step("default pipeline", index, None, functools.partial(_raise, exc))
-            ok = False
+            out.append(failed("default pipeline", index, None, exc))
             continue
-        step("default pipeline", index, None, lambda: RESTORED, detail)
-    return ok
+        requests = tuple(Request(w.method, w.path, w.body) for w in change.writes)
+        out.append(TeardownAction("default pipeline", index, None, RESTORED, detail, requests))
+    return out
 
 
-def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None], notes: list[str]) -> None:
+def _trusted_entry(cluster: Cluster, config: Config, leaving: set[str],
+                   failed: Callable[..., TeardownAction]) -> list[TeardownAction]:
     """Remove the trusted-endpoint regex setup added for the connector URL, unless another connector still uses it.
 
     setup adds exactly `url_regex(<connector URL>)` (plan.py), so that entry, and only it, is os-rerank's. The
-    other entries, and private_ip_enabled (which other connectors may need), stay as they are.
+    other entries, and private_ip_enabled (which other connectors may need), stay as they are. The connectors this
+    teardown deletes (`leaving`) do not count.
     """
     from .render import MIN_VERSION
     from .state import read_settings
@@ -191,53 +290,18 @@ def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None], 
     try:
         regexes, explicit, _, scope = read_settings(cluster, MIN_VERSION)
     except OsRerankError as exc:
-        step("setting", ml.TRUSTED_REGEX, None, functools.partial(_raise, exc))
-        return
+        return [failed("setting", ml.TRUSTED_REGEX, None, exc)]
     if not explicit or entry not in regexes:
-        return
+        return []
     users = sorted({c.id for c in ml.find(cluster, ml.CONNECTORS, {"match_all": {}})
-                    if any(ml.regex_admits(entry, str(a.get("url", ""))) for a in c.body.get("actions") or [])})
+                    if c.id not in leaving
+                    and any(ml.regex_admits(entry, str(a.get("url", ""))) for a in c.body.get("actions") or [])})
     if users:
-        step("setting", ml.TRUSTED_REGEX, None, lambda: KEPT,
-             f"entry {entry} still admits connector(s) {', '.join(users)}")
-        return
+        return [TeardownAction("setting", ml.TRUSTED_REGEX, None, KEPT,
+                               f"entry {entry} still admits connector(s) {', '.join(users)}")]
     kept = [r for r in regexes if r != entry]
-
-    def remove() -> str:
-        try:
-            cluster.request("PUT", "/_cluster/settings", body={scope: {ml.TRUSTED_REGEX: kept or None}})
-        except ClusterError as exc:
-            if exc.status == 403:  # an operator's role leaves settings to an admin: not a failed teardown
-                notes.append(f"this user may not change cluster settings: an admin can remove {entry} from "
-                             f"{ml.TRUSTED_REGEX} (`os-rerank render --what settings` shows the entry)")
-                return KEPT
-            raise
-        return DELETED
-
-    step("setting", ml.TRUSTED_REGEX, None, remove, f"entry {entry}")
-
-
-def _undeploy(cluster: Cluster, model_id: str) -> Callable[[], str]:
-    def run() -> str:
-        ml.undeploy(cluster, model_id)
-        return UNDEPLOYED
-    return run
-
-
-def _find(cluster: Cluster, kind: str, name: str, report: TeardownReport,
-          on_event: OnEvent | None) -> Any:
-    try:
-        return ml.find_by_name(cluster, kind, name)
-    except OsRerankError as exc:
-        item = TeardownStep(kind.rstrip("s").replace("_", " "), name, None, FAILED, f"cannot list: {exc.message}")
-        report.steps.append(item)
-        if on_event is not None:
-            on_event(item.event())
-        return None
-
-
-def _raise(exc: OsRerankError) -> str:
-    raise exc
+    return [TeardownAction("setting", ml.TRUSTED_REGEX, None, DELETED, f"entry {entry}",
+                           (Request("PUT", "/_cluster/settings", {scope: {ml.TRUSTED_REGEX: kept or None}}),))]
 
 
 def _models_in_group(cluster: Cluster, group_id: str) -> tuple[ml.Found, ...]:

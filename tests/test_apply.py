@@ -226,3 +226,20 @@ def test_an_unexpected_error_still_says_what_finished() -> None:
     assert "4 documents loaded into my-test-data" in lines[1]
     assert lines[2] == "not done: pipeline rerank_pipeline_sagemaker"
     assert err.value.fix == "run `os-rerank setup` again: it finds what exists by name and completes the rest"
+
+
+def test_a_resource_kind_without_a_handler_sends_its_requests_and_passes_its_id_on() -> None:
+    from os_rerank.plan import CREATE, Action, Plan
+    from os_rerank.wire import Ref, Request
+
+    plan = Plan((2, 19, 0), (
+        Action(CREATE, "ingest pipeline", "p", "new", requests=(
+            Request("POST", "/_plugins/_ml/models/_register", {"name": "e"}, yields="embedding model"),)),
+        Action(CREATE, "knn index", "k", "new", requests=(
+            Request("PUT", "/k", {"model": Ref("embedding model"), "text": "${embedding model}"}),)),
+    ))
+    cluster, transport, _ = cluster_for([("POST", r"/models/_register$", {"model_id": "e1", "task_id": "t"}),
+                                         ("PUT", r"^/k$", {"acknowledged": True})])
+    result = apply_plan(plan, cluster, make_config(), CREDENTIAL)
+    assert json.loads(transport.sent[1][2] or "") == {"model": "e1", "text": "${embedding model}"}
+    assert [e.line() for e in result.events] == ["+ ingest pipeline p: create", "+ knn index k: create"]

@@ -7,6 +7,7 @@ is uploaded), the dry-run plan is what deploy then sends, and delete removes the
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import tarfile
@@ -36,6 +37,7 @@ ENDPOINT = "os-rerank-ce"
 ACCOUNT = "123456789012"  # moto's
 DEFAULT_BUCKET = f"sagemaker-{REGION}-{ACCOUNT}"
 CODE = sorted(name for name, _ in CODE_FILES)
+S3_WRITES = ("CreateBucket", "PutObject", "DeleteObject")
 
 
 def write(tmp_path: Path, deploy: str, *, contract: str = "pairs-scores") -> Any:
@@ -198,8 +200,18 @@ def test_the_dry_run_plan_is_what_deploy_sends(tmp_path: Path, clients: AwsClien
     before = list(clients.calls)
     plan = plan_deploy(config, clients)
     assert [c for c in clients.calls[len(before):] if not c.startswith(("Describe", "List", "Get", "Head"))] == []
+    sent: list[tuple[str, dict[str, Any]]] = []  # every SageMaker and Auto Scaling write, with its parameters
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if not model.name.startswith(("Describe", "List", "Get", "Head")):
+            sent.append((model.name, copy.deepcopy(params)))
+
+    for client in (clients.sagemaker, clients.autoscaling):
+        client.meta.events.register("provide-client-params.*.*", record)
     result = deploy_endpoint(config, clients, sleep=no_sleep)
     assert plan.writes == result.writes
+    # The plan's calls are the deploy's calls: same operations, same parameters (S3's carry the archive's bytes).
+    assert sent == [(s.operation, s.params) for s in plan.steps if s.operation not in ("no change", *S3_WRITES)]
     assert (plan.model_name, plan.config_name, plan.model_data_url) == (
         result.model_name, result.config_name, result.model_data_url)
     created = [s for s in plan.steps if s.operation == "CreateModel"]

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "os_rerank"
 # Bottom first. A module may import modules of its own layer or of a layer listed before it.
 LAYERS: list[tuple[str, list[str]]] = [
     ("facts: no I/O, no config", ["__init__", "errors", "contracts", "presets", "metrics", "capacity", "resources",
-                                  "model_archive", "documents", "gate", "mlcommons", "events",
+                                  "model_archive", "documents", "gate", "mlcommons", "events", "wire",
                                   "embedding_contracts"]),
     ("config and what only needs it", ["config", "config_load", "permissions", "credentials", "server",
                                        "local"]),

@@ -196,3 +196,17 @@ def test_temporary_credentials_are_noted_and_the_token_never_printed(
     code, report, err = fake_backend.run_json("setup", "--config", config)
     for text in (out, json.dumps(report), err):
         assert token not in text and os.environ["AWS_SECRET_ACCESS_KEY"] not in text
+
+
+def test_a_teardown_dry_run_that_cannot_read_says_so_and_sends_nothing(fake_backend: Backend) -> None:
+    config = str(fake_backend.config())
+    _setup(fake_backend, config, "--no-verify")
+    fake_backend.double.inject("POST", r"/_plugins/_ml/models/_search", status=500, times=1)
+    before = len(fake_backend.double.writes())
+    code, out, err = fake_backend.run("teardown", "--config", config, "--dry-run")
+    assert code == 4
+    assert "! model os-rerank scenario model failed: cannot list: POST /_plugins/_ml/models/_search: 500" in out
+    assert "- connector os-rerank scenario connector (id " in out and "Teardown plan" not in out
+    assert err.splitlines()[0] == ("os-rerank: error: teardown --dry-run: 1 step(s) could not be planned: "
+                                   "model os-rerank scenario model")
+    assert len(fake_backend.double.writes()) == before
