@@ -42,7 +42,12 @@ def plan_setup(cluster: Cluster, config: Config, *, private_host: Callable[[str]
     info, state = read(cluster, config)
     check_window(cluster, config)  # a pipeline with processors the nodes lack is refused here, before any write
     desired = desired_state(config, info.version, endpoint_private=private_host(config.sagemaker.connector_url))
-    return make_plan(desired, state)
+    plan = make_plan(desired, state)
+    if config.embedding is not None:  # the dense first stage (dense.py)
+        from .dense import extend_plan
+
+        plan = extend_plan(plan, cluster, config, state)
+    return plan
 
 
 @dataclass
@@ -58,7 +63,8 @@ class SetupResult:
             "events": [e.to_dict() for e in self.applied.events],
             "writes": self.writes,
             "ids": {"connector": self.applied.connector_id, "model_group": self.applied.model_group_id,
-                    "model": self.applied.model_id},
+                    "model": self.applied.model_id,
+                    **{f"embedding_{k}": v for k, v in self.applied.dense_ids.items()}},
             "verify": self.verify.to_dict() if self.verify else None,
         }
 

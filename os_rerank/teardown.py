@@ -94,6 +94,10 @@ def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Calla
             return GONE if cluster.request("DELETE", path, missing_ok=True) is None else DELETED
         return run
 
+    if config.embedding is not None:  # first: its pipelines name both models, and it shares the model group
+        from .dense import teardown_steps
+
+        teardown_steps(cluster, config, step, delete, keep_index)
     pipeline = config.pipeline.name
     # A default search pipeline that names a deleted pipeline fails every search of its index (promote.py), so the
     # indices that default to ours get their recorded default back first; if that fails, the pipeline stays.
@@ -148,6 +152,10 @@ def _teardown(cluster: Cluster, config: Config, keep_index: bool, on_step: Calla
             step("model group", config.model.group, None, lambda: GONE)
 
     _trusted_entry(cluster, config, step, report.notes)
+    if config.embedding is not None:
+        from .dense import names
+
+        _trusted_entry(cluster, config, step, report.notes, url=names(config).connector_url)
     for kind, (name, ids) in deleted.items():
         if not ml.await_search(cluster, kind, ml.name_query(name), absent=ids):
             report.notes.append(f"ML Commons' search still lists deleted {kind.replace('_', ' ')} "
@@ -176,7 +184,8 @@ def _release_defaults(cluster: Cluster, pipeline: str, doomed: set[str], step: C
     return ok
 
 
-def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None], notes: list[str]) -> None:
+def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None], notes: list[str],
+                   url: str | None = None) -> None:
     """Remove the trusted-endpoint regex setup added for the connector URL, unless another connector still uses it.
 
     setup adds exactly `url_regex(<connector URL>)` (plan.py), so that entry, and only it, is os-rerank's. The
@@ -186,7 +195,7 @@ def _trusted_entry(cluster: Cluster, config: Config, step: Callable[..., None], 
     from .render import MIN_VERSION
     from .state import TRUSTED_REGEX, read_settings
 
-    entry = url_regex(config.sagemaker.connector_url)
+    entry = url_regex(url or config.sagemaker.connector_url)
     try:
         regexes, explicit, _, scope = read_settings(cluster, MIN_VERSION)
     except OsRerankError as exc:
