@@ -306,7 +306,7 @@ def _cmd_search(args: argparse.Namespace, env: Env) -> int:
     query, base = load_query_json(args.query_json) if args.query_json else (None, None)
     result = run_search(
         connect(config), config, args.query, size=args.size, window=args.window, min_score=args.min_score,
-        query=query, base=base, compare=args.compare,
+        query=query, base=base, compare=args.compare, first_stage=args.first_stage,
     )
     if args.json:
         print_json(env, result.to_json())
@@ -791,6 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query-json", metavar="FILE",
                    help="first-stage query DSL: a JSON file holding the `query` object or a whole search body "
                    "(default: match on pipeline.document_fields)")
+    p.add_argument("--first-stage", choices=("lexical", "dense", "hybrid"), default=None,
+                   help="what finds the hits the reranker reorders: BM25, the embedding model's k-NN search, or "
+                   "both combined (default: hybrid when the config has an embedding section, else lexical)")
 
     p = command("eval", _cmd_eval, "measure what reranking buys: nDCG, MRR, recall and latency")
     _add_config(p)

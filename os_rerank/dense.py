@@ -561,22 +561,24 @@ def _reraise(exc: OsRerankError) -> str:
 # --- status ----------------------------------------------------------------------------------------------------------
 
 
-def status_lines(cluster: Cluster, config: Config) -> list[tuple[str, str, str]]:
-    """(resource, name, state) for each piece of the dense path, read now."""
+def status_lines(cluster: Cluster, config: Config) -> list[tuple[str, str, str, str]]:
+    """(resource, name, id, state) for each piece of the dense path, read now."""
     state = read_dense_state(cluster, config)
     n = names(config)
-    rows = []
-    rows.append((EMBEDDING_CONNECTOR, n.connector, ", ".join(c.id for c in state.connectors) or "missing"))
-    rows.append((EMBEDDING_MODEL, n.model, ", ".join(f"{m.id} {m.model_state}" for m in state.models) or "missing"))
-    rows.append((INGEST_PIPELINE, n.ingest_pipeline, "present" if state.ingest_pipeline else "missing"))
+    rows = [(EMBEDDING_CONNECTOR, n.connector, c.id, "exists") for c in state.connectors]
+    rows = rows or [(EMBEDDING_CONNECTOR, n.connector, "-", "missing")]
+    models = [(EMBEDDING_MODEL, n.model, m.id, f"{m.model_state} (connector {m.connector_id})") for m in state.models]
+    rows += models or [(EMBEDDING_MODEL, n.model, "-", "missing")]
+    rows.append((INGEST_PIPELINE, n.ingest_pipeline, n.ingest_pipeline if state.ingest_pipeline else "-",
+                 "embeds " + n.text_field + " into " + n.vector_field if state.ingest_pipeline else "missing"))
     if state.index is None:
-        rows.append((DENSE_INDEX, n.index, "missing"))
+        rows.append((DENSE_INDEX, n.index, "-", "missing"))
     else:
         vector = state.index.properties.get(n.vector_field) or {}
-        rows.append((DENSE_INDEX, n.index, f"{len(state.index.documents)} documents, {n.vector_field} "
+        rows.append((DENSE_INDEX, n.index, n.index, f"{len(state.index.documents)} documents, {n.vector_field} "
                      f"{vector.get('type')} dimension {vector.get('dimension')}"))
-    rows.append((HYBRID_PIPELINE, n.hybrid_pipeline, "present" if state.hybrid else "missing"))
-    rows.append((HYBRID_PIPELINE, n.hybrid_rerank_pipeline, "present" if state.hybrid_rerank else "missing"))
+    for name, body in ((n.hybrid_pipeline, state.hybrid), (n.hybrid_rerank_pipeline, state.hybrid_rerank)):
+        rows.append((HYBRID_PIPELINE, name, name if body else "-", "exists" if body else "missing"))
     return rows
 
 
@@ -584,3 +586,61 @@ def provisioned_first_stages(config: Config) -> tuple[str, ...]:
     """The first stages the config provisions: lexical always; dense and hybrid with an embedding section."""
     return FIRST_STAGES if config.embedding is not None else ("lexical",)
 
+
+
+# --- search: the first stages ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """How one first stage searches: where, with which query, and through which pipelines."""
+
+    name: str
+    index: str
+    query: dict[str, Any]
+    rerank_pipeline: str
+    plain_pipeline: str | None  # the run without reranking (the hybrid query always needs its normalization)
+    base: dict[str, Any]  # body keys besides the query (the vectors are never returned)
+
+
+def default_first_stage(config: Config) -> str:
+    return "hybrid" if config.embedding is not None else "lexical"
+
+
+def embedding_model_id(cluster: Cluster, config: Config) -> str:
+    """The id of the one embedding model the config names; ClusterError when there is none or several."""
+    n = names(config)
+    found = ml.find_by_name(cluster, ml.MODELS, n.model)
+    if len(found) != 1:
+        what = "no embedding model" if not found else f"{len(found)} embedding models"
+        raise ClusterError(f"{what} named {n.model!r} on the cluster", fix="run `os-rerank setup` (with the "
+                           "embedding section in the config)")
+    return found[0].id
+
+
+def neural_query(config: Config, query_text: str, model_id: str, k: int) -> dict[str, Any]:
+    n = names(config)
+    return {"neural": {n.vector_field: {"query_text": query_text, "model_id": model_id, "k": k}}}
+
+
+def first_stage(config: Config, stage: str, query_text: str, *, window: int, lexical: dict[str, Any],
+                model_id: str | None = None) -> FirstStage:
+    """The first stage `stage` for `query_text`; `lexical` is the BM25 query (search.first_stage_query)."""
+    if stage == "lexical":
+        return FirstStage(stage, config.index.name, lexical, config.pipeline.name, None, {})
+    from .errors import UsageError
+
+    if config.embedding is None:
+        raise UsageError(f"--first-stage {stage} needs the embedding section in the config (it provisions the "
+                         "k-NN index and the embedding model)")
+    assert model_id is not None
+    n = names(config)
+    k = max(config.embedding.k, window)
+    neural = neural_query(config, query_text, model_id, k)
+    base = {"_source": {"excludes": [n.vector_field]}}
+    if stage == "dense":
+        return FirstStage(stage, n.index, neural, config.pipeline.name, None, base)
+    if stage == "hybrid":
+        return FirstStage(stage, n.index, {"hybrid": {"queries": [lexical, neural]}}, n.hybrid_rerank_pipeline,
+                          n.hybrid_pipeline, base)
+    raise UsageError(f"--first-stage must be one of {', '.join(FIRST_STAGES)}, not {stage!r}")

@@ -115,4 +115,9 @@ def run_status(cluster: Cluster, config: Config) -> list[StatusRow]:
 
     info, state = read(cluster, config)
     promotion = read_default(cluster, config.index.name) if state.index is not None else None
-    return status_rows(config, info, state, promotion)
+    rows = status_rows(config, info, state, promotion)
+    if config.embedding is not None:  # the dense first stage (dense.py)
+        from .dense import status_lines
+
+        rows += [StatusRow(*line) for line in status_lines(cluster, config)]
+    return rows
