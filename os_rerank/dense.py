@@ -529,10 +529,11 @@ def teardown_steps(cluster: Cluster, config: Config, step: Callable[..., None],
     n = names(config)
     for name in (n.hybrid_rerank_pipeline, n.hybrid_pipeline):
         step("hybrid pipeline", name, name, delete(f"/_search/pipeline/{name}"))
-    if keep_index:
-        step("dense index", n.index, n.index, lambda: KEPT, "--keep-index")
-    else:
-        step("dense index", n.index, n.index, delete(f"/{n.index}"))
+    for index in (n.index, eval_dense_index(config)):  # setup's, and the one eval embeds a corpus into
+        if keep_index:
+            step("dense index", index, index, lambda: KEPT, "--keep-index")
+        else:
+            step("dense index", index, index, delete(f"/{index}"))
     step("ingest pipeline", n.ingest_pipeline, n.ingest_pipeline, delete(f"/_ingest/pipeline/{n.ingest_pipeline}"))
     deleted: dict[str, tuple[str, list[str]]] = {}
     for kind, resource, name in ((ml.MODELS, EMBEDDING_MODEL, n.model), (ml.CONNECTORS, EMBEDDING_CONNECTOR,
@@ -644,3 +645,43 @@ def first_stage(config: Config, stage: str, query_text: str, *, window: int, lex
         return FirstStage(stage, n.index, {"hybrid": {"queries": [lexical, neural]}}, n.hybrid_rerank_pipeline,
                           n.hybrid_pipeline, base)
     raise UsageError(f"--first-stage must be one of {', '.join(FIRST_STAGES)}, not {stage!r}")
+
+
+# --- eval: the documents, embedded ---------------------------------------------------------------------------------
+
+EVAL_BULK_CHUNK = 100  # documents per _bulk through the ingest pipeline (one endpoint call each)
+
+
+def eval_dense_index(config: Config) -> str:
+    return f"{config.index.name}-eval-dense"
+
+
+def prepare_dense_documents(cluster: Cluster, config: Config, corpus: list[dict[str, Any]] | None, *,
+                            on_event: Callable[[str], None] = lambda _: None) -> str:
+    """The k-NN index eval's dense and hybrid stages search: setup's for the test index, else `<index>-eval-dense`
+    holding `corpus`, ingested through the embedding pipeline (reused when its count matches)."""
+    from .state import count_documents
+
+    if corpus is None:
+        index = names(config).index
+        if count_documents(cluster, index) is None:
+            raise ClusterError(f"the k-NN index {index} does not exist", fix="run `os-rerank setup` (with the "
+                               "embedding section), or pass --corpus FILE")
+        return index
+    index = eval_dense_index(config)
+    count = count_documents(cluster, index)
+    if count == len(corpus):
+        on_event(f"eval: k-NN index {index} already holds {count} documents; reusing it")
+        return index
+    if count is not None:
+        on_event(f"eval: k-NN index {index} holds {count} documents, the corpus {len(corpus)}; recreating it")
+        cluster.request("DELETE", f"/{index}")
+    cluster.request("PUT", f"/{index}", body=dense_index_body(config, probe_dimension(config)))
+    eval_config = config.model_copy(update={"index": config.index.model_copy(update={"name": index})})
+    for start in range(0, len(corpus), EVAL_BULK_CHUNK):
+        chunk = corpus[start : start + EVAL_BULK_CHUNK]
+        response = cluster.request("POST", "/_bulk", body=bulk_body(eval_config, chunk), params={"refresh": "true"},
+                                   content_type="application/x-ndjson")
+        _raise_bulk_errors(response, index)
+        on_event(f"eval: embedded {start + len(chunk)} of {len(corpus)} documents into {index}")
+    return index

@@ -172,12 +172,15 @@ def test_eval_reports_every_first_stage_with_and_without_rerank(provisioned: tup
     queries.write_text(json.dumps({"id": "q1", "text": QUERY}) + "\n", encoding="utf-8")
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text("q1 0 seed-3 1\n", encoding="utf-8")
+    plot = tmp_path / "stages.png"
     code, report, err = backend.run_json("eval", "--config", config, "--queries", str(queries), "--qrels",
-                                         str(qrels), "--depths", "10")
+                                         str(qrels), "--depths", "10", "--plot", str(plot))
     assert code == 0, err
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert [r["first_stage"] for r in report["results"]] == ["lexical", "lexical"]  # what `gate` reads, unchanged
     stages = report["first_stages"]
     assert sorted(stages) == ["dense", "hybrid", "lexical"]
     for name, rows in stages.items():
         assert {r["run"] for r in rows} == {"without", "reranked"}, name
         for row in rows:
-            assert row["recall"] == 1.0 and row["latency_ms"]["p50"] > 0
+            assert row["recall@k"] == 1.0 and row["latency_ms"]["p50"] > 0
