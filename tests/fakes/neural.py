@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from .http import Request, Response, Router
@@ -22,6 +23,16 @@ from .state import ApiError, illegal_argument
 if TYPE_CHECKING:
     from .search import Search
     from .state import Index
+
+_JAVA_CONTROL_SPACE = set("\t\n\u000b\f\r\u001c\u001d\u001e\u001f")
+_NO_BREAK = {"\u00a0", "\u2007", "\u202f"}
+
+
+def java_is_blank(text: str) -> bool:
+    """commons-lang3 StringUtils.isBlank: empty, or every char Character.isWhitespace (no-break spaces are not)."""
+    return all(c in _JAVA_CONTROL_SPACE or (unicodedata.category(c) in ("Zs", "Zl", "Zp") and c not in _NO_BREAK)
+               for c in text)
+
 
 MIN_SCORE = 0.001  # neural-search MinMaxScoreNormalizationTechnique.MIN_SCORE
 SINGLE_RESULT_SCORE = 1.0
@@ -79,7 +90,9 @@ class IngestPipelines:
                 continue
             for text_field, vector_field in config["field_map"].items():
                 text = out.get(text_field)
-                if isinstance(text, str) and text:
+                if isinstance(text, str) and java_is_blank(text):  # seen on 2.19.1 ("", "\r")
+                    raise illegal_argument(f"map type field [{text_field}] has empty string value, cannot process it")
+                if isinstance(text, str):
                     assert self.search.ml is not None
                     out[vector_field] = self.search.ml.text_embedding(config["model_id"], [text])[0]
         return out

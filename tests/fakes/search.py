@@ -305,7 +305,11 @@ class Search:
             if field not in properties:
                 properties[field] = _dynamic_mapping(value)
         existed = doc_id in index.docs
-        source = self.ingest.run(index, source)  # the index's default ingest pipeline (neural.py)
+        try:
+            source = self.ingest.run(index, source)  # the index's default ingest pipeline (neural.py)
+        except ApiError as exc:  # a bulk reports it per document
+            return {"_index": index.name, "_id": doc_id, "status": exc.status,
+                    "error": {"type": exc.type, "reason": exc.reason}}
         if op == "create" and existed:
             return {"_index": index.name, "_id": doc_id, "status": 409, "error": {
                 "type": "version_conflict_engine_exception",
