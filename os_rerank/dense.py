@@ -15,8 +15,10 @@ Facts this rests on, seen on a 2.19.1 node (tests/scenarios/test_dense_scenarios
 - a `hybrid` query without the normalization processor returns its internal marker scores; it always runs through
   a pipeline here.
 - the `text_embedding` processor calls the model once per document in a bulk request.
-- ML Commons refuses to delete a model that an ingest or search pipeline still names: teardown removes the
-  pipelines first, and the dense resources before the rerank ones (the model group is shared).
+- with `plugins.ml_commons.safe_delete_model` on, ML Commons refuses to delete a model that an ingest or search
+  pipeline still names (DeleteModelTransportAction, 2.19.1.0; off by default): teardown removes the pipelines
+  first, and the dense resources before the rerank ones (the hybrid pipeline names the rerank model; the model
+  group is shared).
 
 A dimension that differs from the existing index's is a plan error: the index is never rebuilt silently.
 """
