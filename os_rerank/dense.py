@@ -294,8 +294,11 @@ def extend_plan(plan: Plan, cluster: Cluster, config: Config, state: ClusterStat
     dimension = dimension if dimension is not None else probe_dimension(config)
     actions = [admit_url(a, state, names(config).connector_url) if a.resource == "settings" else a
                for a in plan.actions]
-    rerank_model = plan.action("model")
-    actions.extend(dense_actions(config, plan.version, dense_state, dimension, rerank_model))
+    rerank_model, group = plan.action("model"), plan.action("model group")
+    group_id = None
+    if config.model.group:
+        group_id = group.id if group is not None and group.id and group.kind != "create" else KNOWN_AFTER_APPLY
+    actions.extend(dense_actions(config, plan.version, dense_state, dimension, rerank_model, group_id))
     return Plan(plan.version, tuple(actions))
 
 
@@ -315,7 +318,7 @@ def admit_url(settings: Action, state: ClusterState, url: str) -> Action:
 
 
 def dense_actions(config: Config, version: Version, state: DenseState, dimension: int,
-                  rerank_model: Action | None) -> list[Action]:
+                  rerank_model: Action | None, model_group_id: str | None = None) -> list[Action]:
     """The dense path's actions in apply order. ClusterError when the existing k-NN index cannot take them."""
     from .plan import CREATE, NO_CHANGE, REPLACE, UPDATE, Action, _one, connector_differences
 
@@ -334,7 +337,8 @@ def dense_actions(config: Config, version: Version, state: DenseState, dimension
                            id=live.id)
 
     model_live = _one(state.models, "model", n.model)
-    model_body_ = {"name": n.model, "function_name": "remote", "connector_id": connector.id or KNOWN_AFTER_APPLY}
+    connector_id = connector.id if connector.kind != CREATE and connector.id else KNOWN_AFTER_APPLY
+    model_body_ = embedding_model_body(config, connector_id=connector_id, model_group_id=model_group_id)
     if model_live is None:
         model = Action(CREATE, EMBEDDING_MODEL, n.model, "no embedding model with this name; register it and deploy",
                        body=model_body_)
