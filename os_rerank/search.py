@@ -64,6 +64,7 @@ class SearchResult:
     baseline: Page | None = None
     min_score: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    first_stage: str = "lexical"  # what found the hits (dense.py)
 
     def to_json(self, fields: Sequence[str] = ()) -> dict[str, Any]:
         """The result as plain JSON data (what `search --json` prints)."""
@@ -81,6 +82,7 @@ class SearchResult:
                 "without_rerank": self.baseline.latency_ms if self.baseline else None,
             },
             "notes": list(self.notes),
+            "first_stage": self.first_stage,
         }
         return out
 
@@ -363,6 +365,7 @@ def run_search(
         baseline=baseline,
         min_score=min_score,
         notes=tuple(notes),
+        first_stage=stage,
     )
 
 
@@ -388,6 +391,8 @@ def format_search(result: SearchResult, fields: Sequence[str]) -> str:
     else:
         how = "not reranked (no hits)"
     header = f"{json.dumps(result.query_text, ensure_ascii=False)} in {result.index}: {result.total} hits, {how}"
+    if result.first_stage != "lexical":
+        header += f" (first stage: {result.first_stage})"
     if result.min_score is not None:
         header += f", score >= {result.min_score:g}"
     if not result.hits:

@@ -117,6 +117,20 @@ def test_dense_and_hybrid_setup_search_rerun_and_teardown(provisioned: tuple[Bac
 
     by_was = sorted(dense["hits"], key=lambda h: h["was"])
     assert [h["id"] for h in by_was] == sorted(texts, key=lambda i: -cosine(texts[i]))[:len(by_was)]
+    # ...scored as Lucene's cosine space scores, (1 + cos) / 2: the double and the node agree on the number.
+    for hit in dense["hits"]:
+        assert hit["score_without_rerank"] == pytest.approx((1 + cosine(texts[hit["id"]])) / 2, abs=1e-6)
+    assert (lexical["first_stage"], dense["first_stage"], hybrid["first_stage"]) == ("lexical", "dense", "hybrid")
+    # Hybrid: each sub-query's scores min-max normalised (0 becomes 0.001), then 0.3 * BM25 + 0.7 * neural.
+    def min_max(scores: dict[str, float]) -> dict[str, float]:
+        low, high = min(scores.values()), max(scores.values())
+        return {i: ((s - low) / (high - low) or 0.001) if high > low else 1.0 for i, s in scores.items()}
+
+    bm25 = min_max({h["id"]: h["score_without_rerank"] for h in lexical["hits"]})
+    neural = min_max({h["id"]: h["score_without_rerank"] for h in dense["hits"]})
+    for hit in hybrid["hits"]:
+        want = 0.3 * bm25.get(hit["id"], 0.0) + 0.7 * neural.get(hit["id"], 0.0)
+        assert hit["score_without_rerank"] == pytest.approx(want, abs=1e-5), hit["id"]
     # Hybrid combines min-max normalised scores: its first-stage best score is 1 or close (0.3 + 0.7 at most).
     assert max(h["score_without_rerank"] for h in hybrid["hits"]) <= 1.0 + 1e-6
 
