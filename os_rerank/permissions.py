@@ -118,6 +118,8 @@ REQUESTS: tuple[Need, ...] = (
          "send a predict through the model", ("setup", "verify", "rotate-credentials"), probe=ABSENT),
     # The dense first stage (config `embedding`, dense.py). Its k-NN index `<index>-dense` is not yet one of the
     # index roles above: the printed role does not cover it.
+    Need("POST", "/_plugins/_ml/_predict/text_embedding/{id}", (_ml("predict"),),
+         "embed texts through the embedding model", ("setup", "verify"), probe=ABSENT, with_embedding=True),
     Need("GET", "/_ingest/pipeline/{name}", ("cluster:admin/ingest/pipeline/get",),
          "read the embedding ingest pipeline", ("plan", "setup", "status"), probe=READ, with_embedding=True),
     Need("PUT", "/_ingest/pipeline/{name}", ("cluster:admin/ingest/pipeline/put",),

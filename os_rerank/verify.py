@@ -195,6 +195,10 @@ def verify(cluster: Cluster, config: Config, model_id: str, *, scorer: Scorer | 
                 report.differences.append(
                     f"search: top hit through pipeline {config.pipeline.name} is {_clip(report.top_hit)!r}, "
                     f"expected it to contain {config.verify.expected_top!r}")
+    if config.embedding is not None:  # the dense first stage: its vectors and a reranked hybrid search (dense.py)
+        from .dense import verify_differences
+
+        report.differences.extend(verify_differences(cluster, config))
     return report
 
 

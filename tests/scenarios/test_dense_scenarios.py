@@ -198,3 +198,16 @@ def test_eval_reports_every_first_stage_with_and_without_rerank(provisioned: tup
         assert {r["run"] for r in rows} == {"without", "reranked"}, name
         for row in rows:
             assert row["recall@k"] == 1.0 and row["latency_ms"]["p50"] > 0
+
+
+def test_verify_checks_the_dense_path_too(provisioned: tuple[Backend, str],
+                                          embedders: dict[str, EmbeddingEndpoint]) -> None:
+    backend, config = provisioned
+    code, _report, err = backend.run_json("setup", "--config", config, "--no-verify")
+    assert code == 0, err
+    code, report, err = backend.run_json("verify", "--config", config)
+    assert (code, report["passed"]) == (0, True), err
+    embedders["vector-embedding"].fail_next(500, "injected failure")
+    code, out, err = backend.run("verify", "--config", config)
+    assert code == 6
+    assert "embedding predict through OpenSearch failed" in out + err
