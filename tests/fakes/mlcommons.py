@@ -544,7 +544,7 @@ class MLCommons:
     def text_embedding(self, model_id: str, docs: list[str]) -> list[list[float]]:
         """The vectors of a TEXT_EMBEDDING predict, as neural-search reads them (every tensor's data, in order)."""
         _, connector = self._ready_connector(model_id)
-        tensors = self.caller.text_embedding(connector, [str(d) for d in docs])
+        tensors = [t for chunk in self.caller.text_embedding(connector, [str(d) for d in docs]) for t in chunk]
         vectors = [t.get("data") for t in tensors]
         if any(v is None for v in vectors):
             raise ApiError(500, "illegal_state_exception", "Model inference failed")
@@ -569,9 +569,10 @@ class MLCommons:
             docs = body.get("text_docs")
             if not isinstance(docs, list) or not docs:
                 raise illegal_argument("empty docs")
+            # One inference result per endpoint call (2.19.1): all 16 texts of a call in one output.
             return Response(200, {"inference_results": [
-                {"output": [t], "status_code": 200}
-                for t in self.caller.text_embedding(connector, [str(d) for d in docs])]})
+                {"output": chunk, "status_code": 200}
+                for chunk in self.caller.text_embedding(connector, [str(d) for d in docs])]})
         if algo != "text_similarity":
             raise illegal_argument(f"The double only models text_similarity and text_embedding predict, not {algo}")
         tensors = self.text_similarity(req.match["id"], body.get("query_text"), body.get("text_docs"))
