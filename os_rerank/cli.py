@@ -78,6 +78,11 @@ def _cmd_render(args: argparse.Namespace, env: Env) -> int:
         return EXIT_OK
     if args.operator_arn is not None:
         raise UsageError("--operator-arn goes with --what iam")
+    if args.what == "dense":  # the dense first stage (config `embedding`, dense.py)
+        from .dense import render_requests as render_dense
+
+        print_rendered(env, render_dense(config, version=version))
+        return EXIT_OK
     print_rendered(env, render_requests(config, what=args.what, version=version))
     return EXIT_OK
 
@@ -741,11 +746,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("render", _cmd_render, "print the exact requests `setup` sends (credentials shown as ***)")
     _add_config(p)
     p.add_argument("--what", default="all",
-                   choices=["connector", "model", "index", "pipeline", "all", "role", "settings", "iam"],
+                   choices=["connector", "model", "index", "pipeline", "all", "role", "settings", "iam", "dense"],
                    help="one request kind, or all that setup sends; `role`: the security-plugin role a user needs to "
                    "run every os-rerank command; `settings`: the PUT _cluster/settings an admin applies (on an empty "
                    "list; `plan` shows it merged with the cluster's); `iam`: for Amazon OpenSearch Service, the "
-                   "connector role (connector.role_arn) trust and SageMaker policies and the operator's policy")
+                   "connector role (connector.role_arn) trust and SageMaker policies and the operator's policy; "
+                   "`dense`: what setup sends for the embedding section (dense and hybrid first stages)")
     p.add_argument("--operator-arn", metavar="ARN",
                    help="with --what iam: the IAM role or user that runs os-rerank, mapped to ml_full_access and to "
                    "the operator role")

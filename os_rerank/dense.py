@@ -741,3 +741,36 @@ def verify_differences(cluster: Cluster, config: Config) -> list[str]:
             out.append(f"hybrid search: top hit through {stage.rerank_pipeline} is {str(top)[:80]!r}, expected it "
                        f"to contain {config.verify.expected_top!r}")
     return out
+
+
+# --- render (offline) ------------------------------------------------------------------------------------------------
+
+KNOWN_AFTER_PROBE = "(known after the probe)"
+
+
+def render_requests(config: Config, *, version: Version) -> list[Any]:
+    """The requests setup sends for the dense path, in order, as `render --what dense` prints them: ids not known
+    yet as (known after apply), the dimension (when embedding.dimension is unset) as (known after the probe)."""
+    from .errors import UsageError
+    from .render import Rendered
+
+    if config.embedding is None:
+        raise UsageError("--what dense needs the embedding section in the config")
+    n = names(config)
+    dimension: Any = config.embedding.dimension or KNOWN_AFTER_PROBE
+    group = KNOWN_AFTER_APPLY if config.model.group else None
+    return [
+        Rendered("embedding connector", "POST", ml.path(ml.CONNECTORS, "_create"),
+                 dumps(connector_body(config, version=version, credential=redacted_credential(config)))),
+        Rendered("embedding model", "POST", ml.path(ml.MODELS, "_register"),
+                 dumps(embedding_model_body(config, connector_id=KNOWN_AFTER_APPLY, model_group_id=group))),
+        Rendered("ingest pipeline", "PUT", f"/_ingest/pipeline/{n.ingest_pipeline}",
+                 dumps(ingest_pipeline_body(config, model_id=KNOWN_AFTER_APPLY))),
+        Rendered("dense index", "PUT", f"/{n.index}", dumps(dense_index_body(config, dimension))),
+        Rendered("dense documents", "POST", "/_bulk?refresh=true", documents_text(config),
+                 content_type="application/x-ndjson"),
+        Rendered("hybrid pipeline", "PUT", f"/_search/pipeline/{n.hybrid_pipeline}",
+                 dumps(hybrid_pipeline_body(config, rerank_model_id=None))),
+        Rendered("hybrid pipeline", "PUT", f"/_search/pipeline/{n.hybrid_rerank_pipeline}",
+                 dumps(hybrid_pipeline_body(config, rerank_model_id=KNOWN_AFTER_APPLY))),
+    ]

@@ -100,3 +100,24 @@ def _write(tmp_path: Path, body: dict[str, object]) -> Path:
     path = tmp_path / "plain.yaml"
     path.write_text(json.dumps(body), encoding="utf-8")
     return path
+
+
+def test_render_dense_prints_what_setup_sends(tmp_path: Path) -> None:
+    import io
+
+    from os_rerank.cli import main
+
+    for dimension, shown in ((384, '"dimension": 384'), (None, '"dimension": "(known after the probe)"')):
+        section = {"endpoint_name": "embed", **({"dimension": dimension} if dimension else {})}
+        path = _write(tmp_path, {"sagemaker": {"region": "us-west-2", "endpoint_name": "r"}, "embedding": section})
+        out, err = io.StringIO(), io.StringIO()
+        assert main(["render", "--what", "dense", "--config", str(path)], environ={}, stdout=out, stderr=err) == 0
+        text = out.getvalue()
+        assert [line for line in text.splitlines() if line.startswith("# ")] == [
+            "# embedding connector", "# embedding model", "# ingest pipeline", "# dense index", "# dense documents",
+            "# hybrid pipeline", "# hybrid pipeline"]
+        assert shown in text and "PUT /my-test-data-dense" in text and '"secret_key": "***"' in text
+    plain = _write(tmp_path, {"sagemaker": {"region": "us-west-2", "endpoint_name": "r"}})
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["render", "--what", "dense", "--config", str(plain)], environ={}, stdout=out, stderr=err) == 2
+    assert "--what dense needs the embedding section" in err.getvalue()
