@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import cluster as cluster_module
+from . import dense
 from . import mlcommons as ml
 from .cluster import Cluster
 from .config import Config
@@ -43,6 +44,8 @@ class ApplyResult:
     connector_id: str | None = None
     model_group_id: str | None = None
     model_id: str | None = None
+    # The dense path's ids (dense.py): "connector" and "model" of the embedding model.
+    dense_ids: dict[str, str] = field(default_factory=dict)
 
     @property
     def steps(self) -> list[Event]:
@@ -151,6 +154,8 @@ class _Run:
                 self.result.events.append(event)
                 if self.on_event is not None:
                     self.on_event(event)
+        if self.config.embedding is not None:
+            dense.settle(self.cluster, self.config, self.created)
 
     def note_ids(self, action: Action) -> None:
         if action.id is None or action.kind in (CREATE, REPLACE):
@@ -161,6 +166,8 @@ class _Run:
             self.result.model_group_id = action.id
         elif action.resource == "model":
             self.result.model_id = action.id
+        elif action.resource in (dense.EMBEDDING_CONNECTOR, dense.EMBEDDING_MODEL):
+            self.result.dense_ids["connector" if action.resource == dense.EMBEDDING_CONNECTOR else "model"] = action.id
 
     def values(self) -> dict[str, Any]:
         """What the plan's placeholders stand for: the ids known so far and the credential."""
@@ -182,6 +189,9 @@ class _Run:
     # --- actions ----------------------------------------------------------------------------------------------
 
     def apply(self, action: Action) -> None:
+        if action.resource in dense.RESOURCES:  # the dense first stage's resources (config `embedding`)
+            dense.apply_action(self, action)
+            return
         handler = getattr(self, "_" + action.resource.replace(" ", "_"), None)
         if handler is None:  # a resource kind with no handler of its own: its requests, in order
             for request in action.requests:

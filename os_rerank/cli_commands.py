@@ -62,6 +62,11 @@ def cmd_render(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.OK
     if args.operator_arn is not None:
         raise UsageError("--operator-arn goes with --what iam")
+    if args.what == "dense":  # the dense first stage (config `embedding`, dense.py)
+        from .dense import render_requests as render_dense
+
+        print_rendered(env, render_dense(config, version=version))
+        return ExitStatus.OK
     print_rendered(env, render_requests(config, what=args.what, version=version))
     return ExitStatus.OK
 
@@ -283,7 +288,7 @@ def cmd_search(args: argparse.Namespace, env: Env) -> int:
     query, base = load_query_json(args.query_json) if args.query_json else (None, None)
     result = run_search(
         open_cluster(config), config, args.query, size=args.size, window=args.window, min_score=args.min_score,
-        query=query, base=base, compare=args.compare,
+        query=query, base=base, compare=args.compare, first_stage=args.first_stage,
     )
     if args.json:
         print_json(env, result.to_json())

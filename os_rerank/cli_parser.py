@@ -112,11 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("render", cli_commands.cmd_render, "print the exact requests `setup` sends (credentials shown as ***)")
     _add_config(p)
     p.add_argument("--what", default="all",
-                   choices=["connector", "model", "index", "pipeline", "all", "role", "settings", "iam"],
+                   choices=["connector", "model", "index", "pipeline", "all", "role", "settings", "iam", "dense"],
                    help="one request kind, or all that setup sends; `role`: the security-plugin role a user needs to "
                    "run every os-rerank command; `settings`: the PUT _cluster/settings an admin applies (on an empty "
                    "list; `plan` shows it merged with the cluster's); `iam`: for Amazon OpenSearch Service, the "
-                   "connector role (connector.role_arn) trust and SageMaker policies and the operator's policy")
+                   "connector role (connector.role_arn) trust and SageMaker policies and the operator's policy; "
+                   "`dense`: what setup sends for the embedding section (dense and hybrid first stages)")
     p.add_argument("--operator-arn", metavar="ARN",
                    help="with --what iam: the IAM role or user that runs os-rerank, mapped to ml_full_access and to "
                    "the operator role")
@@ -165,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query-json", metavar="FILE",
                    help="first-stage query DSL: a JSON file holding the `query` object or a whole search body "
                    "(default: match on pipeline.document_fields)")
+    p.add_argument("--first-stage", choices=("lexical", "dense", "hybrid"), default=None,
+                   help="what finds the hits the reranker reorders: BM25, the embedding model's k-NN search, or "
+                   "both combined (default: hybrid when the config has an embedding section, else lexical)")
 
     p = command("eval", cli_commands.cmd_eval, "measure what reranking buys: nDCG, MRR, recall and latency")
     _add_config(p)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import dense
 from .cluster import Cluster
 from .config import Config
 from .documents import json_object, parse_documents, read_lines
@@ -65,9 +66,11 @@ class RunScores:
     p50_ms: float
     p95_ms: float
     searches: int
+    first_stage: str = "lexical"  # what found the hits (dense.py): lexical, dense or hybrid
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "first_stage": self.first_stage,
             "depth": self.depth,
             "run": self.run,
             f"ndcg@{CUTOFF}": round(self.ndcg, 6),
@@ -90,6 +93,8 @@ class EvalReport:
     # query id -> depth -> run -> ranked document ids
     rankings: Mapping[str, Mapping[int, Mapping[str, list[str]]]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # The dense and hybrid first stages (config `embedding`), on the same queries; `rows` are the lexical ones.
+    stage_rows: tuple[RunScores, ...] = ()
 
     def row(self, depth: int, run: str) -> RunScores:
         return next(r for r in self.rows if r.depth == depth and r.run == run)
@@ -109,7 +114,14 @@ class EvalReport:
             "results": [r.to_json() for r in self.rows],
             "rankings": {q: {str(d): dict(runs) for d, runs in by.items()} for q, by in self.rankings.items()},
             "notes": list(self.notes),
+            **({"first_stages": {stage: [r.to_json() for r in (*self.rows, *self.stage_rows)
+                                         if r.first_stage == stage] for stage in self.first_stages}}
+               if self.stage_rows else {}),
         }
+
+    @property
+    def first_stages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.first_stage for r in (*self.rows, *self.stage_rows)))
 
 
 # --- input files ------------------------------------------------------------------------------------------------------
@@ -298,8 +310,10 @@ def run_eval(
     corpus: list[dict[str, Any]] | None = None,
     corpus_name: str | None = None,
     on_event: OnEvent = ignore,
+    first_stages: Sequence[str] | None = None,
 ) -> EvalReport:
-    """Every judged query with and without reranking at every depth, scored and timed."""
+    """Every judged query with and without reranking at every depth, scored and timed; for every first stage the
+    config provisions (`first_stages` picks), each on the same queries."""
     check_depths(config, depths)
     notes: list[str] = []
     judged = [q for q in queries if any(rel > 0 for rel in qrels.get(q.id, {}).values())]
@@ -318,30 +332,61 @@ def run_eval(
         if missing:
             notes.append(f"{missing} judged documents are not in the corpus")
     documents = prepare_documents(cluster, config, corpus, corpus_name=corpus_name, on_event=on_event)
-    fields = config.pipeline.document_fields
-    pipeline = config.pipeline.name
+    rankings, rows = _run_stage(cluster, config, judged, qrels, depths, "lexical", documents.index, on_event)
+    stage_rows: list[RunScores] = []
+    for stage in [s for s in (first_stages or dense.provisioned_first_stages(config)) if s != "lexical"]:
+        if not stage_rows:  # the same documents, embedded, in a k-NN index
+            dense_index = dense.prepare_dense_documents(cluster, config, corpus, on_event=on_event)
+        found, more = _run_stage(cluster, config, judged, qrels, depths, stage, dense_index, on_event)
+        stage_rows.extend(more)
+        for qid, by_depth in found.items():
+            for depth, runs in by_depth.items():
+                rankings[qid][depth].update({f"{stage} {run}": ids for run, ids in runs.items()})
+    return EvalReport(
+        documents=documents,
+        queries=len(queries),
+        evaluated=tuple(q.id for q in judged),
+        judgments=sum(len(qrels[q.id]) for q in judged),
+        depths=tuple(depths),
+        rows=tuple(rows),
+        rankings=rankings,
+        notes=tuple(notes),
+        stage_rows=tuple(stage_rows),
+    )
 
+
+def _run_stage(cluster: Cluster, config: Config, judged: Sequence[Query], qrels: Qrels, depths: Sequence[int],
+               stage: str, index: str, on_event: OnEvent
+               ) -> tuple[dict[str, dict[int, dict[str, list[str]]]], list[RunScores]]:
+    """Every judged query through first stage `stage` on `index`, without and with reranking, at every depth."""
+    fields = config.pipeline.document_fields
+    model_id = dense.embedding_model_id(cluster, config) if stage != "lexical" else None
     rankings: dict[str, dict[int, dict[str, list[str]]]] = {q.id: {} for q in judged}
     latencies: dict[tuple[int, str], list[float]] = {(d, r): [] for d in depths for r in RUNS}
+    shown = "" if stage == "lexical" else f" ({stage})"
     for depth in depths:
         for start in range(0, len(judged), BATCH):
             batch = judged[start : start + BATCH]
             for q in batch:
-                query = first_stage_query(q.text, fields)
-                plain = execute(cluster, documents.index,
-                                build_search_body(q.text, query=query, window=depth, rerank=False))
+                found = dense.first_stage(config, stage, q.text, window=depth,
+                                          lexical=first_stage_query(q.text, fields), model_id=model_id)
+                plain = execute(cluster, index, build_search_body(q.text, query=found.query, window=depth,
+                                                                  rerank=False, base=found.base),
+                                pipeline=found.plain_pipeline)
                 reranked: Page | None = None
                 if plain.total > 0:  # an empty page is never sent to the reranker
-                    reranked = execute(cluster, documents.index,
-                                       build_search_body(q.text, query=query, window=depth, rerank=True),
-                                       pipeline=pipeline)
+                    reranked = execute(cluster, index,
+                                       build_search_body(q.text, query=found.query, window=depth, rerank=True,
+                                                         base=found.base),
+                                       pipeline=found.rerank_pipeline)
                     latencies[(depth, "reranked")].append(reranked.latency_ms)
                 latencies[(depth, "without")].append(plain.latency_ms)
                 rankings[q.id][depth] = {
                     "without": [h.id for h in plain.hits],
                     "reranked": [h.id for h in (reranked or plain).hits],
                 }
-            on_event(note(f"eval: depth {depth}: queries {start + 1}-{start + len(batch)} of {len(judged)} done"))
+            on_event(note(f"eval{shown}: depth {depth}: queries {start + 1}-{start + len(batch)} of {len(judged)} "
+                          "done"))
 
     rows = []
     for depth in depths:
@@ -361,18 +406,10 @@ def run_eval(
                     p50_ms=percentile(times, 50),
                     p95_ms=percentile(times, 95),
                     searches=len(times),
+                    first_stage=stage,
                 )
             )
-    return EvalReport(
-        documents=documents,
-        queries=len(queries),
-        evaluated=tuple(q.id for q in judged),
-        judgments=sum(len(qrels[q.id]) for q in judged),
-        depths=tuple(depths),
-        rows=tuple(rows),
-        rankings=rankings,
-        notes=tuple(notes),
-    )
+    return rankings, rows
 
 
 # --- output -----------------------------------------------------------------------------------------------------------
@@ -388,12 +425,14 @@ def format_report(report: EvalReport) -> str:
         f"documents: {report.documents.describe()}",
         f"queries: {len(report.evaluated)} of {report.queries} scored, {report.judgments} judgments",
     ]
+    staged = bool(report.stage_rows)
     rows = [
-        [r.depth, r.run, f"{r.ndcg:.4f}", f"{r.mrr:.4f}", f"{r.recall:.4f}", f"{r.hit_rate:.4f}",
-         f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}"]
-        for r in report.rows
+        [*([r.first_stage] if staged else []), r.depth, r.run, f"{r.ndcg:.4f}", f"{r.mrr:.4f}", f"{r.recall:.4f}",
+         f"{r.hit_rate:.4f}", f"{r.p50_ms:.1f}", f"{r.p95_ms:.1f}"]
+        for r in (*report.rows, *report.stage_rows)
     ]
-    headers = ["depth", "run", f"nDCG@{CUTOFF}", f"MRR@{CUTOFF}", "Recall@k", "Hit@k", *LATENCY_HEADERS]
+    headers = [*(["first stage"] if staged else []), "depth", "run", f"nDCG@{CUTOFF}", f"MRR@{CUTOFF}", "Recall@k",
+               "Hit@k", *LATENCY_HEADERS]
     tail = [
         "k = depth, the hits reranked. Recall@k and Hit@k are the same with and without reranking: the reranker",
         "reorders the window the first stage found, it cannot add to it.",
@@ -419,6 +458,9 @@ def plot_report(report: EvalReport, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if report.stage_rows:
+        _plot_stages(report, path, plt)
+        return
     depths = list(report.depths)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run, style in (("without", "--"), ("reranked", "-")):
@@ -433,6 +475,41 @@ def plot_report(report: EvalReport, path: str | Path) -> None:
              title=f"{len(report.evaluated)} queries on {report.documents.index}")
     right.set(xlabel="depth k (hits reranked)", ylabel="search latency (ms)", xticks=depths, title="latency")
     right.set_ylim(bottom=0)
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        fig.savefig(str(path), dpi=110)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the plot: {exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def _plot_stages(report: EvalReport, path: str | Path, plt: Any) -> None:
+    """Every first stage without and with reranking, at the deepest depth: metrics (left) and latency (right)."""
+    depth = max(report.depths)
+    stages = report.first_stages
+    rows = {(r.first_stage, r.run): r for r in (*report.rows, *report.stage_rows) if r.depth == depth}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.2
+    for i, (label, run, metric, color) in enumerate((
+            (f"nDCG@{CUTOFF} without", "without", "ndcg", "tab:blue"),
+            (f"nDCG@{CUTOFF} reranked", "reranked", "ndcg", "tab:orange"),
+            (f"MRR@{CUTOFF} reranked", "reranked", "mrr", "tab:red"),
+            ("Recall@k", "reranked", "recall", "tab:green"))):
+        xs = [k + (i - 1.5) * width for k in range(len(stages))]
+        left.bar(xs, [getattr(rows[(s, run)], metric) for s in stages], width, color=color, label=label)
+    left.set(xticks=range(len(stages)), xticklabels=stages, ylim=(0, 1.05), ylabel="score",
+             title=f"{len(report.evaluated)} queries, depth k = {depth}")
+    for i, (run, color) in enumerate((("without", "tab:purple"), ("reranked", "tab:red"))):
+        xs = [k + (i - 0.5) * 0.35 for k in range(len(stages))]
+        right.bar(xs, [rows[(s, run)].p50_ms for s in stages], 0.35, color=color, label=f"p50 {run}")
+        right.errorbar(xs, [rows[(s, run)].p50_ms for s in stages],
+                       yerr=[[0] * len(stages), [rows[(s, run)].p95_ms - rows[(s, run)].p50_ms for s in stages]],
+                       fmt="none", ecolor="black", capsize=3)
+    right.set(xticks=range(len(stages)), xticklabels=stages, ylabel="search latency (ms; bar p50, whisker p95)",
+              title="latency per first stage")
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     fig.tight_layout()

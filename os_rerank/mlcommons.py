@@ -78,9 +78,9 @@ def create_path(kind: str) -> str:
     return path(kind, CREATE_ACTIONS[kind])
 
 
-def predict_path(model_id: str) -> str:
-    """Where a text_similarity model is asked for scores."""
-    return f"{BASE}/_predict/text_similarity/{model_id}"
+def predict_path(model_id: str, algorithm: str = "text_similarity") -> str:
+    """Where a model is asked: a text_similarity model for scores, a text_embedding model for vectors."""
+    return f"{BASE}/_predict/{algorithm}/{model_id}"
 
 
 # --- the trusted-endpoint regex -----------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Need:
     probe: str = NONE
     admin: bool = False  # an admin step: not in the operator's role
     with_access: bool = False  # sent only when the config sets model.access
+    with_embedding: bool = False  # sent only when the config has an embedding section (dense.py)
 
     def matches(self, method: str, path: str) -> bool:
         return method == self.method and _pattern(self.path).fullmatch(path.split("?", 1)[0]) is not None
@@ -115,6 +116,16 @@ REQUESTS: tuple[Need, ...] = (
          probe=ABSENT),
     Need("POST", "/_plugins/_ml/_predict/text_similarity/{id}", (_ml("predict"),),
          "send a predict through the model", ("setup", "verify", "rotate-credentials"), probe=ABSENT),
+    # The dense first stage (config `embedding`, dense.py). Its k-NN index `<index>-dense` is not yet one of the
+    # index roles above: the printed role does not cover it.
+    Need("POST", "/_plugins/_ml/_predict/text_embedding/{id}", (_ml("predict"),),
+         "embed texts through the embedding model", ("setup", "verify"), probe=ABSENT, with_embedding=True),
+    Need("GET", "/_ingest/pipeline/{name}", ("cluster:admin/ingest/pipeline/get",),
+         "read the embedding ingest pipeline", ("plan", "setup", "status"), probe=READ, with_embedding=True),
+    Need("PUT", "/_ingest/pipeline/{name}", ("cluster:admin/ingest/pipeline/put",),
+         "create the embedding ingest pipeline", ("setup",), probe=INVALID, with_embedding=True),
+    Need("DELETE", "/_ingest/pipeline/{name}", ("cluster:admin/ingest/pipeline/delete",),
+         "delete the embedding ingest pipeline", ("teardown",), probe=ABSENT, with_embedding=True),
     Need("GET", "/_search/pipeline/{name}", ("cluster:admin/search/pipeline/get",), "read the search pipeline",
          ("plan", "setup", "status"), probe=READ),
     Need("PUT", "/_search/pipeline/{name}", ("cluster:admin/search/pipeline/put",), "create the search pipeline",
@@ -197,7 +208,8 @@ def index_kind(config: Config, name: str) -> str | None:
 
 def applies(need: Need, config: Config) -> bool:
     """Whether an operator running `config` needs `need` (admin steps and unused options are left out)."""
-    return not need.admin and (not need.with_access or config.model.access is not None)
+    return (not need.admin and (not need.with_access or config.model.access is not None)
+            and (not need.with_embedding or config.embedding is not None))
 
 
 def role_body(config: Config, commands: Iterable[str] = ALL_COMMANDS) -> dict[str, Any]:

@@ -73,9 +73,10 @@ class Action:
     @property
     def shown_id(self) -> str:
         """The id to show: ML Commons ids are only known once created; an index or pipeline is its name."""
-        if self.resource in ("index", "pipeline"):
+        if self.resource in ("index", "pipeline", "ingest pipeline", "dense index", "hybrid pipeline"):
             return self.name
-        if self.kind in (CREATE, REPLACE) and self.resource in ("connector", "model group", "model"):
+        if self.kind in (CREATE, REPLACE) and self.resource in ("connector", "model group", "model",
+                                                                  "embedding connector", "embedding model"):
             return KNOWN_AFTER_APPLY
         return self.id or "-"
 

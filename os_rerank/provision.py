@@ -38,7 +38,12 @@ def plan_setup(cluster: Cluster, config: Config, *, private_host: Callable[[str]
     info, state = read(cluster, config)
     check_window(cluster, config)  # a pipeline with processors the nodes lack is refused here, before any write
     desired = desired_state(config, info.version, endpoint_private=private_host(config.sagemaker.connector_url))
-    return make_plan(desired, state)
+    plan = make_plan(desired, state)
+    if config.embedding is not None:  # the dense first stage (dense.py)
+        from .dense import extend_plan
+
+        plan = extend_plan(plan, cluster, config, state)
+    return plan
 
 
 @dataclass
@@ -54,7 +59,8 @@ class SetupResult:
             "events": [e.to_dict() for e in self.applied.events],
             "writes": self.writes,
             "ids": {"connector": self.applied.connector_id, "model_group": self.applied.model_group_id,
-                    "model": self.applied.model_id},
+                    "model": self.applied.model_id,
+                    **{f"embedding_{k}": v for k, v in self.applied.dense_ids.items()}},
             "verify": self.verify.to_dict() if self.verify else None,
         }
 
@@ -90,4 +96,9 @@ def run_status(cluster: Cluster, config: Config) -> list[StatusRow]:
 
     info, state = read(cluster, config)
     promotion = read_default(cluster, config.index.name) if state.index is not None else None
-    return status_rows(config, info, state, promotion)
+    rows = status_rows(config, info, state, promotion)
+    if config.embedding is not None:  # the dense first stage (dense.py)
+        from .dense import status_lines
+
+        rows += [StatusRow(*line) for line in status_lines(cluster, config)]
+    return rows

@@ -65,6 +65,7 @@ class SearchResult:
     baseline: Page | None = None
     min_score: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    first_stage: str = "lexical"  # what found the hits (dense.py)
 
     def to_json(self, fields: Sequence[str] = ()) -> dict[str, Any]:
         """The result as plain JSON data (what `search --json` prints)."""
@@ -82,6 +83,7 @@ class SearchResult:
                 "without_rerank": self.baseline.latency_ms if self.baseline else None,
             },
             "notes": list(self.notes),
+            "first_stage": self.first_stage,
         }
         return out
 
@@ -283,20 +285,33 @@ def run_search(
     base: Mapping[str, Any] | None = None,
     compare: bool = False,
     index: str | None = None,
+    first_stage: str | None = None,
 ) -> SearchResult:
-    """The top `size` of `window` hits reranked by the configured pipeline (and, with `compare`, the run without)."""
+    """The top `size` of `window` hits reranked by the configured pipeline (and, with `compare`, the run without).
+
+    `first_stage` (lexical, dense, hybrid; dense.py) picks what finds the hits; default: what the config provisions.
+    """
     if not query_text.strip():
         raise ConfigError(["the query text is empty: the reranker needs a query to compare documents with"])
     window = resolve_window(config, size, window)
     index = index or config.index.name
     pipeline = config.pipeline.name
+    plain_pipeline = None
     query = query or first_stage_query(query_text, config.pipeline.document_fields)
+    from . import dense  # imported here: jinja2 (through render) stays out of a lexical search's start-up
+
+    stage = first_stage or dense.default_first_stage(config)
+    if stage != "lexical":
+        model_id = dense.embedding_model_id(cluster, config) if config.embedding is not None else None
+        found = dense.first_stage(config, stage, query_text, window=window, lexical=dict(query), model_id=model_id)
+        index, query, pipeline, plain_pipeline = found.index, found.query, found.rerank_pipeline, found.plain_pipeline
+        base = {**found.base, **(base or {})}
     notes = [f"--query-json: {k} replaced by os-rerank" for k in overridden_keys(base)]
 
     baseline = None
     if compare:
         plain = build_search_body(query_text, query=query, window=window, rerank=False, base=base)
-        baseline = execute(cluster, index, plain, pipeline=None)
+        baseline = execute(cluster, index, plain, pipeline=plain_pipeline)
     reranked = None
     if baseline is None or baseline.total > 0:
         body = build_search_body(query_text, query=query, window=window, rerank=True, base=base)
@@ -337,6 +352,7 @@ def run_search(
         baseline=baseline,
         min_score=min_score,
         notes=tuple(notes),
+        first_stage=stage,
     )
 
 
@@ -362,6 +378,8 @@ def format_search(result: SearchResult, fields: Sequence[str]) -> str:
     else:
         how = "not reranked (no hits)"
     header = f"{json.dumps(result.query_text, ensure_ascii=False)} in {result.index}: {result.total} hits, {how}"
+    if result.first_stage != "lexical":
+        header += f" (first stage: {result.first_stage})"
     if result.min_score is not None:
         header += f", score >= {result.min_score:g}"
     if not result.hits:

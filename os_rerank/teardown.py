@@ -139,6 +139,12 @@ def plan_teardown(cluster: Cluster, config: Config, *, keep_index: bool = False)
                detail: str = "") -> TeardownAction:
         return TeardownAction(resource, name, id, DELETED, detail, (Request("DELETE", path, missing_ok=True),), kind)
 
+    # The dense path's connectors and models this teardown deletes: their trusted entries and group may go.
+    leaving: set[str] = set()
+    leaving_models: set[str] = set()
+    if config.embedding is not None:  # first: its pipelines name both models, and it shares the model group
+        dense_actions, leaving, leaving_models = _dense_actions(cluster, config, keep_index, delete, failed)
+        actions.extend(dense_actions)
     pipeline = config.pipeline.name
     # A default search pipeline that names a deleted pipeline fails every search of its index (promote.py), so the
     # indices that default to ours get their recorded default back first; if that fails, the pipeline stays.
@@ -179,7 +185,7 @@ def plan_teardown(cluster: Cluster, config: Config, *, keep_index: bool = False)
 
     if config.model.group:
         groups = find(ml.MODEL_GROUPS, config.model.group)
-        ours = {m.id for m in models or ()}
+        ours = {m.id for m in models or ()} | leaving_models
         for group in groups or ():
             try:  # read by id; the models this teardown deletes do not count
                 left = [m.id for m in _models_in_group(cluster, group.id) if m.id not in ours]
@@ -195,15 +201,66 @@ def plan_teardown(cluster: Cluster, config: Config, *, keep_index: bool = False)
         if groups is not None and not groups:
             actions.append(TeardownAction("model group", config.model.group, None, GONE))
 
-    actions.extend(_trusted_entry(cluster, config, {c.id for c in connectors or ()}, failed))
+    urls = [config.sagemaker.connector_url]
+    if config.embedding is not None:
+        from .dense import names
+
+        urls.append(names(config).connector_url)
+    actions.extend(_trusted_entries(cluster, urls, leaving | {c.id for c in connectors or ()}, failed))
     return TeardownPlan(tuple(actions))
+
+
+def _dense_actions(cluster: Cluster, config: Config, keep_index: bool, delete: Callable[..., TeardownAction],
+                   failed: Callable[..., TeardownAction]) -> tuple[list[TeardownAction], set[str], set[str]]:
+    """The dense path's steps (dense.py), before the rerank resources: pipelines, index, then model and
+    connector; and the ids of the embedding connectors and models they delete. Reads only."""
+    from .dense import (
+        DENSE_INDEX,
+        EMBEDDING_CONNECTOR,
+        EMBEDDING_MODEL,
+        HYBRID_PIPELINE,
+        INGEST_PIPELINE,
+        eval_dense_index,
+        names,
+    )
+
+    n = names(config)
+    actions: list[TeardownAction] = []
+    for name in (n.hybrid_rerank_pipeline, n.hybrid_pipeline):
+        actions.append(delete(HYBRID_PIPELINE, name, name, f"/_search/pipeline/{name}"))
+    for index in (n.index, eval_dense_index(config)):  # setup's, and the one eval embeds a corpus into
+        if keep_index:
+            actions.append(TeardownAction(DENSE_INDEX, index, index, KEPT, "--keep-index"))
+        else:
+            actions.append(delete(DENSE_INDEX, index, index, f"/{index}"))
+    actions.append(delete(INGEST_PIPELINE, n.ingest_pipeline, n.ingest_pipeline,
+                          f"/_ingest/pipeline/{n.ingest_pipeline}"))
+    connectors: set[str] = set()
+    models: set[str] = set()
+    for kind, resource, name in ((ml.MODELS, EMBEDDING_MODEL, n.model), (ml.CONNECTORS, EMBEDDING_CONNECTOR,
+                                                                         n.connector)):
+        try:
+            found = ml.find_by_name(cluster, kind, name)
+        except OsRerankError as exc:
+            actions.append(failed(resource, name, None, exc, "cannot list: "))
+            continue
+        if not found:
+            actions.append(TeardownAction(resource, name, None, GONE))
+        for item in found:
+            if kind == ml.MODELS and item.model_state in ml.LOADED_STATES:
+                actions.append(TeardownAction(resource, name, item.id, UNDEPLOYED, f"was {item.model_state}",
+                                              (Request("POST", ml.path(ml.MODELS, item.id, "_undeploy"),
+                                                       missing_ok=True),)))
+            actions.append(delete(resource, name, item.id, ml.path(kind, item.id), kind))
+            (connectors if kind == ml.CONNECTORS else models).add(item.id)
+    return actions, connectors, models
 
 
 def run_teardown(cluster: Cluster, plan: TeardownPlan, report: TeardownReport | None = None,
                  on_event: OnEvent | None = None) -> TeardownReport:
     """Send the plan's requests, step by step, each whatever became of the others; the outcome of each."""
     report = report if report is not None else TeardownReport()
-    deleted: dict[str, tuple[str, list[str]]] = {}  # kind -> (name, ids deleted)
+    deleted: dict[tuple[str, str], list[str]] = {}  # (kind, name) -> ids deleted
     released = True
     remaining: list[str] = []  # connectors whose delete failed: the trusted entry they need stays
     for action in plan.actions:
@@ -219,11 +276,11 @@ def run_teardown(cluster: Cluster, plan: TeardownPlan, report: TeardownReport | 
         if action.resource == "connector" and item.outcome == FAILED and action.id is not None:
             remaining.append(action.id)
         if action.kind is not None and item.outcome in (DELETED, GONE) and action.id is not None:
-            deleted.setdefault(action.kind, (action.name, []))[1].append(action.id)
+            deleted.setdefault((action.kind, action.name), []).append(action.id)
         report.steps.append(item)
         if on_event is not None:
             on_event(item.event())
-    for kind, (name, ids) in deleted.items():
+    for (kind, name), ids in deleted.items():
         if not ml.await_search(cluster, kind, ml.name_query(name), absent=ids):
             report.notes.append(f"ML Commons' search still lists deleted {kind.replace('_', ' ')} "
                                 f"{', '.join(ids)}; a command run at once may see them for a moment")
@@ -275,33 +332,40 @@ def _release_defaults(cluster: Cluster, pipeline: str, doomed: set[str],
     return out
 
 
-def _trusted_entry(cluster: Cluster, config: Config, leaving: set[str],
-                   failed: Callable[..., TeardownAction]) -> list[TeardownAction]:
-    """Remove the trusted-endpoint regex setup added for the connector URL, unless another connector still uses it.
+def _trusted_entries(cluster: Cluster, urls: list[str], leaving: set[str],
+                     failed: Callable[..., TeardownAction]) -> list[TeardownAction]:
+    """Remove the trusted-endpoint regexes setup added for the connector URLs, unless another connector uses one.
 
-    setup adds exactly `url_regex(<connector URL>)` (plan.py), so that entry, and only it, is os-rerank's. The
-    other entries, and private_ip_enabled (which other connectors may need), stay as they are. The connectors this
-    teardown deletes (`leaving`) do not count.
+    setup adds exactly `url_regex(<connector URL>)` for each connector it makes (plan.py, dense.py), so those
+    entries, and only they, are os-rerank's. The other entries, and private_ip_enabled (which other connectors may
+    need), stay as they are. The connectors this teardown deletes (`leaving`) do not count. Each removal's PUT
+    carries the list without the entries removed before it, so the last one leaves the list right.
     """
     from .render import MIN_VERSION
     from .state import read_settings
 
-    entry = ml.url_regex(config.sagemaker.connector_url)
     try:
         regexes, explicit, _, scope = read_settings(cluster, MIN_VERSION)
     except OsRerankError as exc:
         return [failed("setting", ml.TRUSTED_REGEX, None, exc)]
-    if not explicit or entry not in regexes:
+    entries = [e for e in dict.fromkeys(ml.url_regex(url) for url in urls) if explicit and e in regexes]
+    if not entries:
         return []
-    users = sorted({c.id for c in ml.find(cluster, ml.CONNECTORS, {"match_all": {}})
-                    if c.id not in leaving
-                    and any(ml.regex_admits(entry, str(a.get("url", ""))) for a in c.body.get("actions") or [])})
-    if users:
-        return [TeardownAction("setting", ml.TRUSTED_REGEX, None, KEPT,
-                               f"entry {entry} still admits connector(s) {', '.join(users)}")]
-    kept = [r for r in regexes if r != entry]
-    return [TeardownAction("setting", ml.TRUSTED_REGEX, None, DELETED, f"entry {entry}",
-                           (Request("PUT", "/_cluster/settings", {scope: {ml.TRUSTED_REGEX: kept or None}}),))]
+    connectors = [c for c in ml.find(cluster, ml.CONNECTORS, {"match_all": {}}) if c.id not in leaving]
+    out: list[TeardownAction] = []
+    current = list(regexes)
+    for entry in entries:
+        users = sorted({c.id for c in connectors
+                        if any(ml.regex_admits(entry, str(a.get("url", ""))) for a in c.body.get("actions") or [])})
+        if users:
+            out.append(TeardownAction("setting", ml.TRUSTED_REGEX, None, KEPT,
+                                      f"entry {entry} still admits connector(s) {', '.join(users)}"))
+            continue
+        current = [r for r in current if r != entry]
+        body = {scope: {ml.TRUSTED_REGEX: current or None}}
+        out.append(TeardownAction("setting", ml.TRUSTED_REGEX, None, DELETED, f"entry {entry}",
+                                  (Request("PUT", "/_cluster/settings", body),)))
+    return out
 
 
 def _models_in_group(cluster: Cluster, group_id: str) -> tuple[ml.Found, ...]:

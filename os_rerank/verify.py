@@ -196,6 +196,9 @@ def verify(cluster: Cluster, config: Config, model_id: str, *, scorer: Scorer | 
                 report.differences.append(
                     f"search: top hit through pipeline {config.pipeline.name} is {_clip(report.top_hit)!r}, "
                     f"expected it to contain {config.verify.expected_top!r}")
+    if config.embedding is not None:  # the dense first stage: its vectors and a reranked hybrid search (dense.py)
+
+        report.differences.extend(_dense_differences(cluster, config))
     return report
 
 
@@ -220,3 +223,51 @@ def _clip(text: str | None, limit: int = 80) -> str | None:
         return None
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _dense_differences(cluster: Cluster, config: Config) -> list[str]:
+    """What differs on the dense path: vectors through OpenSearch vs from the endpoint directly (verify.tolerance,
+    float32 rounding inside), and the top hit of a reranked hybrid search vs verify.expected_top."""
+    from .dense import embed_texts, embedding_model_id, first_stage, names
+    from .search import build_search_body, execute, first_stage_query
+
+    out: list[str] = []
+    query = config.verify.query
+    texts = [query, *[str(d.get(names(config).text_field, "")) for d in load_documents(config)][:3]]
+    texts = [t for t in texts if t.strip()]
+    try:
+        model_id = embedding_model_id(cluster, config)
+        result = cluster.request("POST", ml.predict_path(model_id, "text_embedding"),
+                                 body={"text_docs": texts})
+    except ClusterError as exc:
+        if exc.status is None:
+            raise
+        return [f"embedding predict through OpenSearch failed: {exc.message}"]
+    got = [list(t.get("data") or []) for r in result.get("inference_results") or [] for t in r.get("output") or []]
+    try:
+        want = embed_texts(config, texts)
+    except EndpointError as exc:
+        return [f"calling the embedding endpoint directly failed: {exc.message}"]
+    if len(got) != len(want):
+        out.append(f"embedding: {len(got)} vectors through OpenSearch for {len(texts)} texts")
+    else:
+        worst = max((abs(float(a) - b) for g, w in zip(got, want, strict=True) for a, b in zip(g, w, strict=True)),
+                    default=0.0)
+        if any(len(g) != len(w) for g, w in zip(got, want, strict=True)) or worst > config.verify.tolerance:
+            out.append(f"embedding: vectors through OpenSearch differ from the endpoint's by up to {worst:.3g} "
+                       f"(tolerance {config.verify.tolerance:g})")
+    if config.verify.expected_top is not None and not out:
+        lexical = first_stage_query(query, config.pipeline.document_fields)
+        stage = first_stage(config, "hybrid", query, window=10, lexical=lexical, model_id=model_id)
+        try:
+            page = execute(cluster, stage.index, build_search_body(query, query=stage.query, window=10, rerank=True,
+                                                                   base=stage.base), pipeline=stage.rerank_pipeline)
+        except ClusterError as exc:
+            if exc.status is None:
+                raise
+            return [f"hybrid search through {stage.rerank_pipeline} failed: {exc.message}"]
+        top = page.hits[0].source.get(names(config).text_field) if page.hits else None
+        if not isinstance(top, str) or config.verify.expected_top not in top:
+            out.append(f"hybrid search: top hit through {stage.rerank_pipeline} is {str(top)[:80]!r}, expected it "
+                       f"to contain {config.verify.expected_top!r}")
+    return out

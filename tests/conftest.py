@@ -22,6 +22,7 @@ from tests.backends import (
 from tests.fakes import OpenSearchDouble
 from tests.painless.jvm import GlueUnavailable, MLCommonsGlue, start_glue
 from tests.support.aws import moto_update_endpoint  # noqa: F401 - a fixture, shared by the AWS-side test modules
+from tests.support.dense import dense_backend, embedders  # noqa: F401 - fixtures of the dense first-stage tests
 
 # The four layers of the suite (README "Tests"), as markers: `python -m pytest -m painless` runs one layer. Each test
 # module says its layer itself (`pytestmark = pytest.mark.<layer>`), so a new file cannot land in a layer by the

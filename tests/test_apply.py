@@ -233,7 +233,7 @@ def test_a_resource_kind_without_a_handler_sends_its_requests_and_passes_its_id_
     from os_rerank.wire import Ref, Request
 
     plan = Plan((2, 19, 0), (
-        Action(CREATE, "ingest pipeline", "p", "new", requests=(
+        Action(CREATE, "widget register", "p", "new", requests=(
             Request("POST", "/_plugins/_ml/models/_register", {"name": "e"}, yields="embedding model"),)),
         Action(CREATE, "knn index", "k", "new", requests=(
             Request("PUT", "/k", {"model": Ref("embedding model"), "text": "${embedding model}"}),)),
@@ -242,4 +242,4 @@ def test_a_resource_kind_without_a_handler_sends_its_requests_and_passes_its_id_
                                          ("PUT", r"^/k$", {"acknowledged": True})])
     result = apply_plan(plan, cluster, make_config(), CREDENTIAL)
     assert json.loads(transport.sent[1][2] or "") == {"model": "e1", "text": "${embedding model}"}
-    assert [e.line() for e in result.events] == ["+ ingest pipeline p: create", "+ knn index k: create"]
+    assert [e.line() for e in result.events] == ["+ widget register p: create", "+ knn index k: create"]

@@ -351,7 +351,7 @@ def test_failed_endpoint_is_recreated(tmp_path: Path, clients: AwsClients) -> No
 
 def test_the_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
     example = (Path(__file__).resolve().parent.parent / "config.example.yaml").read_text(encoding="utf-8")
-    block = example[example.index("# deploy:"):]
+    block = example[example.index("# deploy:"):].split("\n\n")[0]  # the deploy block, up to the next section
     lines = [line[2:] for line in block.splitlines() if line.startswith("# ") and not line.startswith("#   # ")]
     path = tmp_path / "config.yaml"
     path.write_text(example + "\n" + "\n".join(lines) + "\n", encoding="utf-8")

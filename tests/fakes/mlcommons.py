@@ -541,6 +541,15 @@ class MLCommons:
         self._validate_interface(model, {"algorithm": "TEXT_SIMILARITY", "query_text": query, "text_docs": docs})
         return self.caller.text_similarity(connector, str(query), [str(d) for d in docs])
 
+    def text_embedding(self, model_id: str, docs: list[str]) -> list[list[float]]:
+        """The vectors of a TEXT_EMBEDDING predict, as neural-search reads them (every tensor's data, in order)."""
+        _, connector = self._ready_connector(model_id)
+        tensors = [t for chunk in self.caller.text_embedding(connector, [str(d) for d in docs]) for t in chunk]
+        vectors = [t.get("data") for t in tensors]
+        if any(v is None for v in vectors):
+            raise ApiError(500, "illegal_state_exception", "Model inference failed")
+        return [list(v) for v in vectors if v is not None]
+
     def _validate_interface(self, model: dict[str, Any], instance: dict[str, Any]) -> None:
         schema = (model.get("interface") or {}).get("input")
         if not schema or self.state.version < (2, 14, 0):
@@ -555,8 +564,17 @@ class MLCommons:
     def predict_algorithm(self, req: Request) -> Response:
         algo = req.match["algo"].lower()
         body = _object(req.json({}))
+        if algo == "text_embedding":
+            _, connector = self._ready_connector(req.match["id"])
+            docs = body.get("text_docs")
+            if not isinstance(docs, list) or not docs:
+                raise illegal_argument("empty docs")
+            # One inference result per endpoint call (2.19.1): all 16 texts of a call in one output.
+            return Response(200, {"inference_results": [
+                {"output": chunk, "status_code": 200}
+                for chunk in self.caller.text_embedding(connector, [str(d) for d in docs])]})
         if algo != "text_similarity":
-            raise illegal_argument(f"The double only models text_similarity predict, not {algo}")
+            raise illegal_argument(f"The double only models text_similarity and text_embedding predict, not {algo}")
         tensors = self.text_similarity(req.match["id"], body.get("query_text"), body.get("text_docs"))
         return Response(200, _predict_body(tensors))
 

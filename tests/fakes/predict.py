@@ -178,6 +178,29 @@ class RemoteCaller:
             raise _script_error(exc) from exc
         return self._invoke_and_postprocess(connector, action, payload)
 
+    def text_embedding(self, connector: dict[str, Any], docs: list[str]) -> list[list[dict[str, Any]]]:
+        """A TEXT_EMBEDDING predict (TextDocsInputDataSet): the script sees only `text_docs`. As
+        RemoteConnectorExecutor.calculateChunkSize (2.19.1): with a script of the user's, one call per text, or
+        `input_docs_processed_step_size` texts per call when the connector's parameters hold it."""
+        action = self._predict_action(connector)
+        pre = action.get("pre_process_function")
+        if not pre or pre.startswith("connector.pre_process."):
+            raise ApiError(500, "illegal_state_exception", "the double models embedding connectors with a script only")
+        if not docs:
+            raise illegal_argument("empty docs")
+        step = int((connector.get("parameters") or {}).get("input_docs_processed_step_size") or 1)
+        glue = self._need_glue()
+        chunks: list[list[dict[str, Any]]] = []  # one output per endpoint call, in input order
+        for start in range(0, len(docs), step):
+            try:
+                payload = glue.preprocess_payload(pre, action.get("request_body") or "",
+                                                  connector.get("parameters") or {}, None, docs[start:start + step],
+                                                  version=self.state.version)
+            except Exception as exc:
+                raise _script_error(exc) from exc
+            chunks.append(self._invoke_and_postprocess(connector, action, payload))
+        return chunks
+
     def with_parameters(self, connector: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
         """`POST /models/<id>/_predict {"parameters": ...}`: the parameters fill `request_body` directly.
 

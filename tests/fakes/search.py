@@ -121,12 +121,16 @@ class Search:
         self.common_module = common_module
         self.ml = ml
         self.refresh_interval = refresh_interval
+        from .neural import IngestPipelines
+
+        self.ingest = IngestPipelines(self)
 
     @property
     def neural(self) -> bool:
         return "opensearch-neural-search" in self.state.plugins and self.state.version >= (2, 12, 0)
 
     def routes(self, router: Router) -> None:
+        self.ingest.routes(router)
         router.add("PUT", "/_search/pipeline/(?P<name>[^/]+)", self.put_pipeline)
         router.add("GET", "/_search/pipeline(?:/(?P<name>[^/]+))?", self.get_pipeline)
         router.add("DELETE", "/_search/pipeline/(?P<name>[^/]+)", self.delete_pipeline)
@@ -302,6 +306,11 @@ class Search:
             if field not in properties:
                 properties[field] = _dynamic_mapping(value)
         existed = doc_id in index.docs
+        try:
+            source = self.ingest.run(index, source)  # the index's default ingest pipeline (neural.py)
+        except ApiError as exc:  # a bulk reports it per document
+            return {"_index": index.name, "_id": doc_id, "status": exc.status,
+                    "error": {"type": exc.type, "reason": exc.reason}}
         if op == "create" and existed:
             return {"_index": index.name, "_id": doc_id, "status": 409, "error": {
                 "type": "version_conflict_engine_exception",
@@ -483,6 +492,10 @@ class Search:
             return {i: 1.0 for i in ids if i in spec.get("values", [])}
         if kind == "bool":
             return self._eval_bool(index, ids, spec)
+        if kind == "neural" and self.neural:
+            from .neural import neural_scores
+
+            return neural_scores(self, index, ids, spec)
         raise ApiError(400, "parsing_exception", f"unknown query [{kind}]")
 
     def _eval_bool(self, index: Index, ids: list[str], spec: dict[str, Any]) -> dict[str, float]:
@@ -571,9 +584,17 @@ class Search:
         with self.state.lock:
             matched: list[tuple[float, int, str, str]] = []
             order = 0
+            query = body.get("query")
             for name in self._names(expr):
                 index = self.state.indices[name]
-                for doc_id, score in self._eval(index, self._searchable(index), body.get("query")).items():
+                if isinstance(query, dict) and "hybrid" in query and self.neural:
+                    from .neural import hybrid_scores
+
+                    scores = hybrid_scores(self, index, self._searchable(index), query["hybrid"],
+                                           int(body.get("size", 10)), pipeline)
+                else:
+                    scores = self._eval(index, self._searchable(index), query)
+                for doc_id, score in scores.items():
                     matched.append((java_float(score), order, name, doc_id))
                     order += 1
             matched.sort(key=lambda m: (-m[0], m[1]))
