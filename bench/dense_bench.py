@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,6 +47,9 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--ingest-rounds", type=int, default=3,
                         help="ingest the corpus this many times from empty; each round's documents/s is printed")
+    parser.add_argument("--latency-rounds", type=int, default=5,
+                        help="after eval, run every query this many more times per first stage and run (after one "
+                             "unrecorded warm-up round) for the latency table; 0: only eval's one round")
     parser.add_argument("--keep", action="store_true", help="leave what setup made (default: teardown)")
     args = parser.parse_args()
 
@@ -142,12 +146,49 @@ def main() -> int:
             print(f"{r.first_stage}: {len(missed)} of {len(report.evaluated)} queries with no relevant passage in "
                   f"the first stage's {args.depth} (no reranker can fix those)"
                   + (f": {', '.join(missed)}" if missed else ""))
+        if args.latency_rounds > 0:
+            latency_table(cluster, config, report, load_queries(data / "queries.jsonl"), args.depth,
+                          args.latency_rounds, dense.eval_dense_index(config))
     finally:
         if not args.keep:
             run("teardown")
         for server in started:
             server.stop()
     return 0
+
+
+def latency_table(cluster: Any, config: Any, report: Any, queries: list[Any], depth: int, rounds: int,
+                  dense_index: str) -> None:
+    """Search latency p50/p95 per first stage, without and with reranking, over `rounds` rounds of the evaluated
+    queries: eval's one round gives 34 samples per cell, too few for a p95 on a shared 2-vCPU machine. The
+    requests are eval's own (the same first_stage / build_search_body / execute calls)."""
+    from os_rerank import dense
+    from os_rerank.metrics import percentile
+    from os_rerank.search import build_search_body, execute, first_stage_query
+
+    by_id = {q.id: q for q in queries}
+    evaluated = [by_id[q] for q in report.evaluated]
+    fields = config.pipeline.document_fields
+    print(f"\nsearch latency seen by the client, {rounds} rounds x {len(evaluated)} queries after a warm-up round, "
+          f"window {depth}")
+    print(f"{'first stage':<12} {'run':<9} {'p50 ms':>8} {'p95 ms':>8} {'searches':>9}")
+    for stage in ("lexical", *(s for s in dense.provisioned_first_stages(config) if s != "lexical")):
+        index = f"{config.index.name}-eval" if stage == "lexical" else dense_index
+        model_id = dense.embedding_model_id(cluster, config) if stage != "lexical" else None
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for round_ in range(rounds + 1):
+            for q in evaluated:
+                found = dense.first_stage(config, stage, q.text, window=depth,
+                                          lexical=first_stage_query(q.text, fields), model_id=model_id)
+                for rerank in (False, True):
+                    page = execute(cluster, index, build_search_body(q.text, query=found.query, window=depth,
+                                                                     rerank=rerank, base=found.base),
+                                   pipeline=found.rerank_pipeline if rerank else found.plain_pipeline)
+                    if round_:
+                        times[rerank].append(page.latency_ms)
+        for rerank, run in ((False, "without"), (True, "reranked")):
+            print(f"{stage:<12} {run:<9} {percentile(times[rerank], 50):8.1f} {percentile(times[rerank], 95):8.1f} "
+                  f"{len(times[rerank]):9d}")
 
 
 if __name__ == "__main__":
