@@ -2,8 +2,13 @@
 throughput of the embedding pipeline, and search latency per first stage. Prints figures; not a test.
 
     python bench/dense_bench.py --opensearch-url http://127.0.0.1:9200 \\
-        [--embedding-url http://127.0.0.1:8081 --embedding-contract vector-embedding] \\
-        [--rerank-url http://127.0.0.1:8080 --rerank-contract hf-text-classification] [--depth 50] [--keep]
+        [--embedding-url http://127.0.0.1:8080 --embedding-contract vector-embedding] \\
+        [--rerank-url http://127.0.0.1:8080 --rerank-contract hf-text-classification] [--depth 50] \\
+        [--lexical-weight 0.3] [--ingest-rounds 3] [--latency-rounds 5] [--keep]
+
+With the real all-MiniLM-L6-v2 embeddings (README, "Dense and hybrid first stages"): `os-rerank serve --port 8080
+--embedding-model minilm` hosts the reranker and the embedder on one port (endpoint names os-rerank-cross-encoder
+and os-rerank-embedding, the defaults here), then --embedding-url and --rerank-url are both its URL.
 
 Without --embedding-url the embedder is the tests' hashed bag-of-words stand-in (tests/fakes/embedder.py), and
 without --rerank-url the reranker is the local endpoint's lexical scorer: both measure the plumbing, not relevance.
@@ -42,9 +47,11 @@ def main() -> int:
     parser.add_argument("--embedding-name", default="os-rerank-embedding")
     parser.add_argument("--embedding-contract", default="vector-embedding")
     parser.add_argument("--rerank-url", help="base URL of a SageMaker-compatible rerank endpoint")
-    parser.add_argument("--rerank-name", default="os-rerank")
+    parser.add_argument("--rerank-name", default="os-rerank-cross-encoder", help="(default: serve's)")
     parser.add_argument("--rerank-contract", default="hf-text-classification")
     parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--lexical-weight", type=float, default=None,
+                        help="embedding.lexical_weight: the BM25 share of the hybrid score (default: the config's)")
     parser.add_argument("--ingest-rounds", type=int, default=3,
                         help="ingest the corpus this many times from empty; each round's documents/s is printed")
     parser.add_argument("--latency-rounds", type=int, default=5,
@@ -97,7 +104,8 @@ def main() -> int:
         "embedding": {"endpoint_name": args.embedding_name, "local_endpoint_url": embedding_url,
                       "contract": args.embedding_contract, "connector_name": "os-rerank bench embedding connector",
                       "model_name": "os-rerank bench embedding", "ingest_pipeline": "os_rerank_bench_embed",
-                      "hybrid_pipeline": "os_rerank_bench_hybrid"},
+                      "hybrid_pipeline": "os_rerank_bench_hybrid",
+                      **({} if args.lexical_weight is None else {"lexical_weight": args.lexical_weight})},
     }), encoding="utf-8")
 
     def run(*argv: str) -> int:
