@@ -225,11 +225,11 @@ class _Run:
                 continue
             response = self.send(action, request)
             if request.yields:  # an embedding connector or model: later requests name it by Ref
-                key, kind = dense.YIELDS[request.yields]
+                key, ml_kind = dense.YIELDS[request.yields]
                 new = str(response.get(f"{key}_id") or ml.task_model_id(
                     self.cluster, response.get("task_id"), timeout=self.deploy_timeout, poll=POLL_SECONDS))
                 self.ids[request.yields] = self.result.dense_ids[key] = new
-                self.created.setdefault("dense:" + kind, []).append(new)
+                self.created.setdefault("dense:" + ml_kind, []).append(new)
             elif action.resource == dense.DENSE_DOCUMENTS:
                 dense.raise_bulk_errors(response, action.name)
             kind, message, shown = dense.applied_event(self.config, action, request, self.result.dense_ids)

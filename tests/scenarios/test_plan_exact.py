@@ -20,6 +20,7 @@ import pytest
 from os_rerank.cluster import Call, Cluster, connect
 from os_rerank.config import load_config
 from os_rerank.credentials import connector_credential
+from os_rerank.dense import RESOURCES
 from os_rerank.provision import SetupResult, run_setup
 from tests.backends import ACCESS_KEY, SECRET_KEY, Backend
 from tests.fakes.embedder import EmbeddingEndpoint
@@ -126,6 +127,15 @@ def test_every_dense_write_is_the_plan_filled_in(dense_backend: Backend, embedde
     assert fresh.applied.dense_ids["model"] in str(bodies["/_ingest/pipeline/os_rerank_scn_embed"])
     assert fresh.applied.model_id in str(bodies["/_search/pipeline/os_rerank_scn_hybrid_rerank"])
     assert sum(1 for m, p, _, t in sent if (m, p, t) == ("POST", "/_bulk?refresh=true", "application/x-ndjson")) == 2
+    # What setup prints for them, one line a step.
+    ids = fresh.applied.dense_ids
+    assert [e.message for e in fresh.applied.steps if e.resource in RESOURCES] == [
+        f"embedding connector os-rerank scenario embedding connector created (id {ids['connector']})",
+        f"embedding model os-rerank scenario embedding registered (id {ids['model']})",
+        f"model {ids['model']} deployed", f"ingest pipeline os_rerank_scn_embed created (model {ids['model']})",
+        "k-NN index os-rerank-scenario-dense created",
+        "4 documents ingested into os-rerank-scenario-dense through os_rerank_scn_embed",
+        "search pipeline os_rerank_scn_hybrid created", "search pipeline os_rerank_scn_hybrid_rerank created"]
 
     updated = _setup(backend, updated_config, sent)
     assert {(a.resource, a.kind) for a in updated.plan.changes} == {("connector", "update"),
@@ -142,6 +152,8 @@ def test_every_dense_write_is_the_plan_filled_in(dense_backend: Backend, embedde
         ("embedding connector", "create"), ("embedding model", "replace"), ("ingest pipeline", "update"),
         ("dense documents", "update")]
     assert ("DELETE", f"/_plugins/_ml/models/{embedding_model}") in [(m, p) for m, p, _, _ in sent]
+    assert f"embedding model os-rerank scenario embedding deleted (old id {embedding_model})" in [
+        e.message for e in replaced.applied.steps]
     assert replaced.applied.dense_ids["model"] != embedding_model
 
     again = _setup(backend, moved, sent)
