@@ -190,7 +190,7 @@ class _Run:
 
     def apply(self, action: Action) -> None:
         if action.resource in dense.RESOURCES:  # the dense first stage's resources (config `embedding`)
-            dense.apply_action(self, action)
+            self._dense(action)
             return
         handler = getattr(self, "_" + action.resource.replace(" ", "_"), None)
         if handler is None:  # a resource kind with no handler of its own: its requests, in order
@@ -217,6 +217,23 @@ class _Run:
         else:
             return False
         return True
+
+    def _dense(self, action: Action) -> None:
+        """A dense-path action (dense.py): its planned requests in order, each followed by the event dense names."""
+        for request in action.requests:  # an update of a connector in use: undeploy, update, deploy again
+            if self.lifecycle(action, request):
+                continue
+            response = self.send(action, request)
+            if request.yields:  # an embedding connector or model: later requests name it by Ref
+                key, ml_kind = dense.YIELDS[request.yields]
+                new = str(response.get(f"{key}_id") or ml.task_model_id(
+                    self.cluster, response.get("task_id"), timeout=self.deploy_timeout, poll=POLL_SECONDS))
+                self.ids[request.yields] = self.result.dense_ids[key] = new
+                self.created.setdefault("dense:" + ml_kind, []).append(new)
+            elif action.resource == dense.DENSE_DOCUMENTS:
+                dense.raise_bulk_errors(response, action.name)
+            kind, message, shown = dense.applied_event(self.config, action, request, self.result.dense_ids)
+            self.emit(kind, action, message, shown)
 
     def _settings(self, action: Action) -> None:
         try:

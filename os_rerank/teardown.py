@@ -220,9 +220,9 @@ def _dense_actions(cluster: Cluster, config: Config, keep_index: bool, delete: C
         EMBEDDING_MODEL,
         HYBRID_PIPELINE,
         INGEST_PIPELINE,
-        eval_dense_index,
         names,
     )
+    from .dense_query import eval_dense_index
 
     n = names(config)
     actions: list[TeardownAction] = []

@@ -228,7 +228,8 @@ def _clip(text: str | None, limit: int = 80) -> str | None:
 def _dense_differences(cluster: Cluster, config: Config) -> list[str]:
     """What differs on the dense path: vectors through OpenSearch vs from the endpoint directly (verify.tolerance,
     float32 rounding inside), and the top hit of a reranked hybrid search vs verify.expected_top."""
-    from .dense import embed_texts, embedding_model_id, first_stage, names
+    from .dense_query import embed_texts, embedding_model_id, first_stage
+    from .dense_render import names
     from .search import build_search_body, execute, first_stage_query
 
     out: list[str] = []

@@ -1,4 +1,4 @@
-"""The dense path's pure pieces (os_rerank/dense.py) and its config section: bodies, names, errors."""
+"""The dense path's pure pieces (dense.py, dense_render.py, dense_query.py) and its config section: bodies, names."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from os_rerank import dense
+from os_rerank import dense, dense_query, dense_render
 from os_rerank.config import Config, load_config
 from os_rerank.errors import ConfigError, UsageError
 from os_rerank.plan import NO_CHANGE, Action
 from os_rerank.state import TRUSTED_REGEX, ClusterState
+from os_rerank.wire import DEPLOY, Ref, Secret, placeholders
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
@@ -53,20 +54,20 @@ def test_bad_embedding_sections_name_the_field(tmp_path: Path, embedding: dict[s
 
 def test_names_and_bodies(tmp_path: Path) -> None:
     config = _config(tmp_path, local_endpoint_url="http://127.0.0.1:8081", lexical_weight=0.3)
-    n = dense.names(config)
+    n = dense_render.names(config)
     assert (n.index, n.text_field, n.connector_url) == (
         "my-test-data-dense", "passage_text", "http://127.0.0.1:8081/endpoints/embed/invocations")
-    index = dense.dense_index_body(config, 384)
+    index = dense_render.dense_index_body(config, 384)
     assert index["settings"]["index"]["knn"] is True
     assert index["settings"]["index"]["default_pipeline"] == "os_rerank_embedding"
     assert index["mappings"]["properties"]["embedding"]["method"] == {"name": "hnsw", "engine": "lucene",
                                                                        "space_type": "cosinesimil"}
-    plain = dense.hybrid_pipeline_body(config, rerank_model_id=None)
+    plain = dense_render.hybrid_pipeline_body(config, rerank_model_id=None)
     weights = plain["phase_results_processors"][0]["normalization-processor"]["combination"]["parameters"]["weights"]
     assert weights == [0.3, 0.7] and "response_processors" not in plain
-    reranked = dense.hybrid_pipeline_body(config, rerank_model_id="m1")
+    reranked = dense_render.hybrid_pipeline_body(config, rerank_model_id="m1")
     assert reranked["response_processors"][0]["rerank"]["ml_opensearch"]["model_id"] == "m1"
-    connector = dense.connector_body(config, version=(2, 19, 1), credential={"roleArn": "x"})
+    connector = dense_render.connector_body(config, version=(2, 19, 1), credential={"roleArn": "x"})
     assert connector["parameters"] == {"region": "us-west-2", "service_name": "sagemaker",
                                        "input_docs_processed_step_size": "16"}
     assert connector["actions"][0]["request_body"] == "${parameters.body}"
@@ -76,7 +77,7 @@ def test_the_settings_action_also_admits_the_embedding_url(tmp_path: Path) -> No
     config = _config(tmp_path, endpoint_url="http://10.0.0.5:8081/endpoints/embed/invocations")
     state = ClusterState((2, 19, 1), ("^https://runtime\\.sagemaker\\..*$",), True, None)
     unchanged = Action(NO_CHANGE, "settings", "cluster settings", "trusted endpoint regex admits the rerank URL")
-    url = dense.names(config).connector_url
+    url = dense_render.names(config).connector_url
     action = dense.admit_url(unchanged, state, url)
     assert action.body == {"persistent": {TRUSTED_REGEX: ["^https://runtime\\.sagemaker\\..*$",
                                                           "^http://10\\.0\\.0\\.5:8081/endpoints/embed/invocations$"]}}
@@ -84,18 +85,49 @@ def test_the_settings_action_also_admits_the_embedding_url(tmp_path: Path) -> No
     assert dense.admit_url(unchanged, admitted, url) is unchanged
 
 
+def test_a_fresh_dense_plan_carries_its_requests_with_placeholders(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    empty = dense.DenseState((), (), None, None, None, None)
+    actions = dense.dense_actions(config, (2, 19, 1), empty, 384, None, Ref("model group"))
+    requests = [(a.resource, r.method, r.shown_path, r.yields) for a in actions for r in a.requests]
+    assert requests == [
+        ("embedding connector", "POST", "/_plugins/_ml/connectors/_create", "embedding connector"),
+        ("embedding model", "POST", "/_plugins/_ml/models/_register", "embedding model"),
+        ("embedding model", "POST", "/_plugins/_ml/models/(known after apply)/_deploy", None),
+        ("ingest pipeline", "PUT", "/_ingest/pipeline/os_rerank_embedding", None),
+        ("dense index", "PUT", "/my-test-data-dense", None),
+        ("dense documents", "POST", "/_bulk?refresh=true", None),
+        ("hybrid pipeline", "PUT", "/_search/pipeline/os_rerank_hybrid", None),
+        ("hybrid pipeline", "PUT", "/_search/pipeline/os_rerank_hybrid_rerank", None)]
+    connector, model, ingest, _, documents, _, reranked = actions
+    assert isinstance(connector.requests[0].body["credential"], Secret)
+    assert connector.to_dict()["body"]["credential"] == {"access_key": "***", "secret_key": "***"}
+    register, deploy = model.requests
+    assert (repr(register.body["connector_id"]), repr(register.body["model_group_id"])) == (
+        "Ref('embedding connector')", "Ref('model group')")
+    assert sorted(repr(p) for p in placeholders([register.body, deploy.target])) == [
+        "Ref('embedding connector')", "Ref('embedding model')", "Ref('model group')"]
+    assert deploy.role == DEPLOY
+    values = {"embedding connector": "c9", "model group": "g9", "embedding model": "e9", "model": "m9"}
+    assert ingest.requests[0].filled(values).body["processors"][0]["text_embedding"]["model_id"] == "e9"
+    rerank = reranked.requests[0].filled(values).body["response_processors"][0]["rerank"]
+    assert rerank["ml_opensearch"]["model_id"] == "m9"
+    bulk = documents.requests[0]
+    assert (bulk.content_type, bulk.body) == ("application/x-ndjson", dense_render.documents_text(config))
+
+
 def test_first_stages(tmp_path: Path) -> None:
     config = _config(tmp_path, k=50)
     lexical = {"match": {"passage_text": {"query": "q"}}}
-    hybrid = dense.first_stage(config, "hybrid", "q", window=80, lexical=lexical, model_id="m")
+    hybrid = dense_query.first_stage(config, "hybrid", "q", window=80, lexical=lexical, model_id="m")
     assert hybrid.query == {"hybrid": {"queries": [lexical, {"neural": {"embedding": {
         "query_text": "q", "model_id": "m", "k": 80}}}]}}
     assert (hybrid.rerank_pipeline, hybrid.plain_pipeline) == ("os_rerank_hybrid_rerank", "os_rerank_hybrid")
     assert hybrid.base == {"_source": {"excludes": ["embedding"]}}
     plain = load_config(_write(tmp_path, {"sagemaker": {"region": "us-west-2", "endpoint_name": "r"}}), {})
-    assert dense.default_first_stage(plain) == "lexical" and dense.default_first_stage(config) == "hybrid"
+    assert dense_query.default_first_stage(plain) == "lexical" and dense_query.default_first_stage(config) == "hybrid"
     with pytest.raises(UsageError, match="needs the embedding section"):
-        dense.first_stage(plain, "dense", "q", window=10, lexical=lexical)
+        dense_query.first_stage(plain, "dense", "q", window=10, lexical=lexical)
 
 
 def _write(tmp_path: Path, body: dict[str, object]) -> Path:

@@ -41,11 +41,13 @@ def dense_backend(request: pytest.FixtureRequest, tmp_path: Path, aws_test_env: 
         yield from start_real_backend(request.getfixturevalue("real_clusters"), request.param, tmp_path)
 
 
-def dense_config(backend: Backend, endpoint: EmbeddingEndpoint, name: str = "dense.yaml", **embedding: Any) -> str:
+def dense_config(backend: Backend, endpoint: EmbeddingEndpoint, name: str = "dense.yaml", *,
+                 sections: dict[str, dict[str, Any]] | None = None, **embedding: Any) -> str:
+    """A config with an embedding section for `endpoint` (`embedding` overrides its keys; `sections` others)."""
     section = {"endpoint_url": endpoint.invocation_url, "local_endpoint_url": endpoint.url,
                "contract": endpoint.contract.name, "model_name": "os-rerank scenario embedding",
                "connector_name": "os-rerank scenario embedding connector", "ingest_pipeline": "os_rerank_scn_embed",
                "hybrid_pipeline": "os_rerank_scn_hybrid", **embedding}
-    return str(backend.config(name, embedding=section))
+    return str(backend.config(name, **(sections or {}), embedding=section))
 
 
