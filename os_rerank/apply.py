@@ -34,6 +34,8 @@ DEPLOY_TIMEOUT_SECONDS = ml.DEPLOY_TIMEOUT_SECONDS
 # "The ML encryption master key has not been initialized yet. Please retry after waiting for 10 seconds."
 MASTER_KEY_ATTEMPTS = 6
 MASTER_KEY_WAIT_FACTOR = 4  # waits are RETRY_BASE_SECONDS * factor * 2**k: 2 s, 4 s, 8 s ... by default
+# ML Commons' refusal to update a connector that deployed models use ("... please undeploy the models first").
+STILL_IN_USE = "models are still using this connector"
 
 
 @dataclass
@@ -109,6 +111,7 @@ class _Run:
         # ML Commons ids this run created and deleted, by kind: `settle` waits until search agrees.
         self.created: dict[str, list[str]] = {}
         self.removed: dict[str, list[str]] = {}
+        self.undeployed: list[str] = []  # models this run undeployed: a connector update may briefly still see them
         # Ids created by requests of resource kinds without a field in ApplyResult (see `apply`), by `yields`.
         self.ids: dict[str, str] = {}
 
@@ -122,17 +125,28 @@ class _Run:
 
     def write(self, action: Action, method: str, path: str, body: str | None = None,
               content_type: str = "application/json", missing_ok: bool = False) -> Any:
-        """One write, retried while ML Commons' encryption master key is still being created."""
+        """One write, retried while ML Commons' encryption master key is still being created, and while a connector
+        update still sees the models this run just undeployed (docs/ml-commons.md#connectors)."""
         for attempt in range(MASTER_KEY_ATTEMPTS):
             try:
                 return self.cluster.request(method, path, body=body, content_type=content_type,
                                             missing_ok=missing_ok)
             except ClusterError as exc:
-                if "master key" not in exc.message.lower() or attempt + 1 == MASTER_KEY_ATTEMPTS:
+                text = exc.message.lower()
+                if attempt + 1 == MASTER_KEY_ATTEMPTS:
                     raise
-                wait = cluster_module.RETRY_BASE_SECONDS * MASTER_KEY_WAIT_FACTOR * 2**attempt
-                self.emit("retry", action, f"ML Commons' encryption master key is not ready yet; retrying in "
-                          f"{wait:g}s")
+                if "master key" in text:
+                    wait = cluster_module.RETRY_BASE_SECONDS * MASTER_KEY_WAIT_FACTOR * 2**attempt
+                    self.emit("retry", action, f"ML Commons' encryption master key is not ready yet; retrying in "
+                              f"{wait:g}s")
+                elif STILL_IN_USE in text and self.undeployed:
+                    # The update's check reads the node's in-memory list of deployed models, which an undeploy
+                    # that has answered may not have cleared yet (seen on 2.19.1 right after the undeploy).
+                    wait = cluster_module.RETRY_BASE_SECONDS * 2**attempt
+                    self.emit("retry", action, f"ML Commons still counts the undeployed model(s) as using the "
+                              f"connector; retrying in {wait:g}s")
+                else:
+                    raise
                 self.cluster.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -332,4 +346,5 @@ class _Run:
 
     def undeploy(self, action: Action, model_id: str) -> None:
         self.write(action, "POST", ml.path(ml.MODELS, model_id, "_undeploy"), missing_ok=True)
+        self.undeployed.append(model_id)
         self.emit("undeploy", action, f"model {model_id} undeployed", model_id)

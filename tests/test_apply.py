@@ -16,7 +16,7 @@ import os_rerank.mlcommons
 from os_rerank.apply import Event, apply_plan
 from os_rerank.cluster import Cluster
 from os_rerank.credentials import ConnectorCredential
-from os_rerank.errors import ClusterError
+from os_rerank.errors import ClusterError, OsRerankError
 from os_rerank.plan import make_plan
 from os_rerank.state import ClusterState, Found
 from tests.support.plans import desired, empty, full, make_config
@@ -167,6 +167,35 @@ def test_connector_update_undeploys_updates_and_redeploys() -> None:
     assert writes(transport) == ["POST /_plugins/_ml/models/m1/_undeploy", "PUT /_plugins/_ml/connectors/c1",
                                  "POST /_plugins/_ml/models/m1/_deploy"]
     assert json.loads(transport.sent[1][2] or "")["client_config"]["read_timeout"] == 60
+
+
+def test_a_connector_update_that_still_sees_the_undeployed_model_is_retried() -> None:
+    """On 2.19.1 the update's check can still count a model whose undeploy has answered (docs/ml-commons.md)."""
+    state = full(desired())
+    plan = make_plan(desired(connector={"client_config": {"read_timeout": 60}}), state)
+    busy = error(400, "1 models are still using this connector, please undeploy the models first: [m1]")
+    cluster, transport, sleeps = cluster_for([
+        ("POST", r"/models/m1/_undeploy$", {"node": {"stats": {"m1": "undeployed"}}}),
+        ("PUT", r"/connectors/c1$", Seq([busy, busy, {"result": "updated"}])),
+        *CREATE_ALL])
+    events: list[Event] = []
+    apply_plan(plan, cluster, make_config(connector={"client_config": {"read_timeout": 60}}), CREDENTIAL,
+               events.append)
+    assert writes(transport).count("PUT /_plugins/_ml/connectors/c1") == 3
+    assert [e.kind for e in events].count("retry") == 2 and len(sleeps) == 2
+
+
+def test_a_connector_in_use_without_an_undeploy_is_not_retried() -> None:
+    """The refusal is only transient right after our own undeploy; otherwise it is the answer."""
+    busy = error(400, "1 models are still using this connector, please undeploy the models first: [m9]")
+    state = full(desired())
+    plan = make_plan(desired(connector={"client_config": {"read_timeout": 60}}), state)
+    plan = type(plan)(plan.version, tuple(
+        type(a)(**{**a.__dict__, "requests": tuple(r for r in a.requests if r.role is None)}) for a in plan.actions))
+    cluster, transport, sleeps = cluster_for([("PUT", r"/connectors/c1$", busy), *CREATE_ALL])
+    with pytest.raises(OsRerankError):
+        apply_plan(plan, cluster, make_config(connector={"client_config": {"read_timeout": 60}}), CREDENTIAL)
+    assert writes(transport).count("PUT /_plugins/_ml/connectors/c1") == 1 and not sleeps
 
 
 def test_model_replace_deletes_the_old_one_first() -> None:
