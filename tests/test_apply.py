@@ -190,8 +190,11 @@ def test_a_connector_in_use_without_an_undeploy_is_not_retried() -> None:
     busy = error(400, "1 models are still using this connector, please undeploy the models first: [m9]")
     state = full(desired())
     plan = make_plan(desired(connector={"client_config": {"read_timeout": 60}}), state)
-    plan = type(plan)(plan.version, tuple(
-        type(a)(**{**a.__dict__, "requests": tuple(r for r in a.requests if r.role is None)}) for a in plan.actions))
+    from os_rerank.wire import DEPLOY, UNDEPLOY
+
+    plan = type(plan)(plan.version, tuple(  # the update alone: no undeploy before it
+        type(a)(**{**a.__dict__, "requests": tuple(r for r in a.requests if r.role not in (DEPLOY, UNDEPLOY))})
+        for a in plan.actions))
     cluster, transport, sleeps = cluster_for([("PUT", r"/connectors/c1$", busy), *CREATE_ALL])
     with pytest.raises(OsRerankError):
         apply_plan(plan, cluster, make_config(connector={"client_config": {"read_timeout": 60}}), CREDENTIAL)
