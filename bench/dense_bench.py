@@ -55,7 +55,8 @@ def main() -> int:
     from os_rerank.cli import main as cli
     from os_rerank.cluster import connect
     from os_rerank.config import load_config
-    from os_rerank.eval import load_corpus, load_qrels, load_queries, run_eval
+    from os_rerank.eval import run_eval
+    from os_rerank.eval_set import load_corpus, load_qrels, load_queries
 
     started = []
     rerank_url, embedding_url = args.rerank_url, args.embedding_url
