@@ -106,7 +106,7 @@ def _render_version(text: str, env: Env) -> tuple[int, int, int]:
 
 def cmd_plan(args: argparse.Namespace, env: Env) -> int:
     from .diagnose import open_cluster
-    from .plan import plan_lines
+    from .plan_actions import plan_lines
     from .provision import plan_setup
 
     config = load(args, env)

@@ -22,10 +22,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "os_rerank"
 LAYERS: list[tuple[str, list[str]]] = [
     ("facts: no I/O, no config", ["__init__", "errors", "contracts", "presets", "metrics", "capacity", "resources",
                                   "model_archive", "documents", "gate", "mlcommons", "events", "wire",
-                                  "embedding_contracts", "eval_set"]),
+                                  "embedding_contracts", "eval_set", "plan_compare"]),
     ("config and what only needs it", ["config", "config_types", "config_deploy", "config_embedding", "config_load",
                                        "permissions", "credentials", "server", "local"]),
-    ("render: the exact requests, offline", ["render"]),
+    ("render: the exact requests, offline", ["render", "plan_actions"]),
     ("transports: OpenSearch, the endpoint, AWS", ["cluster", "endpoint", "aws_calls", "model_artifact",
                                                    "aws_spec", "aws_scaling", "aws_deploy", "aws_endpoint",
                                                    "endpoint_plan", "iam", "output", "eval_report"]),
