@@ -4,8 +4,8 @@
 model group, model (register + deploy), index, documents, pipeline. Every action says why, including the ones
 that change nothing ("connector exists and matches"), and carries the exact writes it makes (`requests`, wire.py):
 bodies come from render, with a typed `Ref` for each id not known yet (shown as `(known after apply)`) and a
-`Secret` for the credential (shown as ***). Apply fills those in and sends the requests; it renders nothing. `Action` and `Plan` are
-plan_actions.py's; the live-versus-wanted comparisons are plan_compare.py's.
+`Secret` for the credential (shown as ***). Apply fills those in and sends the requests; it renders nothing.
+`Action` and `Plan` are plan_actions.py's; the live-versus-wanted comparisons are plan_compare.py's.
 """
 
 from __future__ import annotations
