@@ -63,7 +63,7 @@ def main() -> int:
     if rerank_url is None:
         from os_rerank.contracts import get_contract
         from os_rerank.server.app import EndpointServer
-        from os_rerank.server.scorers import LexicalScorer
+        from os_rerank.server.lexical import LexicalScorer
 
         server = EndpointServer(get_contract(args.rerank_contract), LexicalScorer(), endpoint_name=args.rerank_name,
                                 credentials=dict([FAKE_KEYS])).start()
