@@ -60,7 +60,8 @@ def main() -> int:
     from os_rerank.local import build, host
     from os_rerank.local import distribution as dist
     from os_rerank.local import node as local
-    from os_rerank.local.maven import Cache, choose_repository
+    from os_rerank.local.maven import Cache
+    from os_rerank.local.maven_repository import choose_repository
 
     work = Path(tempfile.mkdtemp(prefix="os-rerank-bench-", dir="/var/tmp" if os.geteuid() == 0 else None))
     os.chmod(work, 0o755)

@@ -43,7 +43,8 @@ from .layout import (
     open_no_follow,
     quiet,
 )
-from .maven import Cache, choose_repository
+from .maven import Cache
+from .maven_repository import choose_repository
 
 DEFAULT_PORT = 9200
 DEFAULT_SECURE_PORT = 9201
