@@ -68,7 +68,8 @@ def main() -> int:
     from os_rerank.cli import main as cli
     from os_rerank.cluster import connect
     from os_rerank.config import load_config
-    from os_rerank.eval import load_corpus, load_qrels, load_queries, run_eval
+    from os_rerank.eval import run_eval
+    from os_rerank.eval_set import load_corpus, load_qrels, load_queries
     from os_rerank.metrics import recall_at_k
 
     started = []
@@ -76,7 +77,7 @@ def main() -> int:
     if rerank_url is None:
         from os_rerank.contracts import get_contract
         from os_rerank.server.app import EndpointServer
-        from os_rerank.server.scorers import LexicalScorer
+        from os_rerank.server.lexical import LexicalScorer
 
         server = EndpointServer(get_contract(args.rerank_contract), LexicalScorer(), endpoint_name=args.rerank_name,
                                 credentials=dict([FAKE_KEYS])).start()

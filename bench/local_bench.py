@@ -57,10 +57,11 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
-    from os_rerank.local import build, host
+    from os_rerank.local import build, host, process
     from os_rerank.local import distribution as dist
     from os_rerank.local import node as local
-    from os_rerank.local.maven import Cache, choose_repository
+    from os_rerank.local.maven import Cache
+    from os_rerank.local.maven_repository import choose_repository
 
     work = Path(tempfile.mkdtemp(prefix="os-rerank-bench-", dir="/var/tmp" if os.geteuid() == 0 else None))
     os.chmod(work, 0o755)
@@ -86,20 +87,20 @@ def main() -> int:
     node = build.build_node(wanted, home, cache, java, run_as)
     print(f"assembly      {time.monotonic() - started:.1f} s (unzip, modules, 4 plugins through opensearch-plugin)")
     try:
-        first = local.start_node(node, run_as)
-        rss = local.rss_bytes(local.node_pid(node) or 0) or 0
+        first = process.start_node(node, run_as)
+        rss = process.rss_bytes(process.node_pid(node) or 0) or 0
         print(f"first start   {first:.1f} s to green (RSS {rss / 1e9:.2f} GB)")
-        local.stop_node(node)
-        warm = local.start_node(node, run_as)
+        process.stop_node(node)
+        warm = process.start_node(node, run_as)
         print(f"warm start    {warm:.1f} s to green")
         measure_setup_and_pipeline(node, args.repeats, work)
-        rss = local.rss_bytes(local.node_pid(node) or 0) or 0
+        rss = process.rss_bytes(process.node_pid(node) or 0) or 0
         print(f"RSS           {rss / 1e9:.2f} GB after setup and the searches (heap {wanted.heap})")
     finally:
         if args.keep:
             print(f"kept: {node.folder} (os-rerank local down --dir {home} --name bench --purge)")
         else:
-            local.stop_node(node)
+            process.stop_node(node)
             shutil.rmtree(work, ignore_errors=True)  # the node and its own cache of the artifacts
     return 0
 

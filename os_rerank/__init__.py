@@ -128,7 +128,8 @@ if TYPE_CHECKING:
         RenderError,
         VerifyError,
     )
-    from .eval import EvalReport, run_eval
+    from .eval import run_eval
+    from .eval_report import EvalReport
     from .plan import Action, Desired, Plan, desired_state, make_plan
     from .preflight import ClusterInfo, check_cluster, read_cluster_info
     from .provision import SetupResult, plan_setup, run_setup, run_status, run_verify

@@ -6,7 +6,7 @@ from typing import Any
 
 from .aws_calls import AwsClients, call_aws
 from .aws_spec import EndpointSpec
-from .config import AutoscalingConfig
+from .config_deploy import AutoscalingConfig
 from .events import OnEvent, note
 
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .aws_calls import AwsClients, call_aws
-from .config import AutoscalingConfig, Config
+from .config import Config
+from .config_deploy import AutoscalingConfig
 from .errors import ConfigError
 from .model_artifact import Artifact, handler_environment, owned_key, parse_s3_url, uses_handler
 from .model_artifact import hf_model_id as configured_model_id

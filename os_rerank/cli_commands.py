@@ -106,7 +106,7 @@ def _render_version(text: str, env: Env) -> tuple[int, int, int]:
 
 def cmd_plan(args: argparse.Namespace, env: Env) -> int:
     from .diagnose import open_cluster
-    from .plan import plan_lines
+    from .plan_actions import plan_lines
     from .provision import plan_setup
 
     config = load(args, env)
@@ -239,7 +239,8 @@ def cmd_promote(args: argparse.Namespace, env: Env) -> int:
 
 def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Config) -> Callable[[], Any]:
     """The gate promote runs before it writes: eval at --depth on --queries/--qrels, --metric gain ≥ --require-gain."""
-    from .eval import check_depths, load_corpus, load_qrels, load_queries, run_eval
+    from .eval import check_depths, run_eval
+    from .eval_set import load_corpus, load_qrels, load_queries
     from .gate import evaluate_gate
 
     if not args.queries or not args.qrels:
@@ -259,7 +260,7 @@ def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Conf
 
 def cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
     from .diagnose import open_cluster
-    from .eval import load_qrels, load_queries
+    from .eval_set import load_qrels, load_queries
     from .preflight import read_cluster_info
     from .workbench import apply_export, check_name, plan_export
 
@@ -299,16 +300,9 @@ def cmd_search(args: argparse.Namespace, env: Env) -> int:
 
 def cmd_eval(args: argparse.Namespace, env: Env) -> int:
     from .diagnose import open_cluster
-    from .eval import (
-        format_report,
-        load_corpus,
-        load_qrels,
-        load_queries,
-        parse_depths,
-        plot_report,
-        require_matplotlib,
-        run_eval,
-    )
+    from .eval import run_eval
+    from .eval_report import format_report, plot_report, require_matplotlib
+    from .eval_set import load_corpus, load_qrels, load_queries, parse_depths
     from .gate import load_baseline
 
     config = load(args, env)

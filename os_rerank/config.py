@@ -7,14 +7,11 @@ the file (bounded YAML, line numbers, overrides, one-line errors); `load_config`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -22,52 +19,23 @@ from pydantic import (
     model_validator,
 )
 
+from .config_deploy import DeployConfig as DeployConfig  # re-exported with every section: one import path
+from .config_embedding import EmbeddingConfig as EmbeddingConfig
 from .config_load import ENV_OVERRIDES as ENV_OVERRIDES  # re-exported: the command line's epilog lists them
 from .config_load import Lines, apply_env, format_error, read_yaml, secret_problems
+from .config_types import ENDPOINT_NAME_PATTERN as _ENDPOINT_NAME
+from .config_types import INVOCATIONS_PATH as _INVOCATIONS_PATH
+from .config_types import REGION_PATTERN as REGION_PATTERN  # re-exported: the command line checks --region with it
+from .config_types import NonEmpty as NonEmpty
+from .config_types import Strict as _Strict
+from .config_types import http_url as http_url
 from .contracts import CONTRACT_NAMES
-from .embedding_contracts import EMBEDDING_CONTRACT_NAMES
 from .errors import ConfigError
-from .presets import PRESET_NAMES
 
-REGION_PATTERN = _REGION = r"^[a-z]{2}(-[a-z]+)+-\d+$"
-_ENDPOINT_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
-_INVOCATIONS_PATH = re.compile(r"/endpoints/([^/]+)/invocations$")
+_REGION = REGION_PATTERN
 
-NonEmpty = Annotated[str, Field(min_length=1)]
-_CONTROL = re.compile(r"[\x00-\x20\x7f-\x9f]")
-
-
-def http_url(value: str) -> str:
-    """`value` as an http(s) URL without a trailing slash; ValueError saying what is wrong with it.
-
-    Checked the way urllib and opensearch-py will read it later, so that a URL `validate` accepts never fails in
-    `plan`: a host, a numeric port in range, no query or fragment, no spaces or control characters.
-    """
-    from urllib.parse import urlsplit
-
-    shown = repr(value) if len(value) <= 200 else repr(value[:200] + "…")
-    if _CONTROL.search(value):
-        raise ValueError(f"a URL has no spaces or control characters, got {shown}")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL, got {shown}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 0 < port <= 65535:
-        raise ValueError(f"the port of {shown} is not a number from 1 to 65535")
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise ValueError(f"expected a URL without ?query or #fragment, got {shown}")
-    return value.rstrip("/")
 FieldType = Literal["text", "keyword"]
 _TEXT: FieldType = "text"
-
-
-class _Strict(BaseModel):
-    # defer_build: only Config validates a whole file; building each section's own validator at import cost ~45 ms
-    # of every command's start-up, for validators that are built on first use instead.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NoAuth(_Strict):
@@ -290,172 +258,6 @@ class VerifyConfig(_Strict):
 class AwsConfig(_Strict):
     profile: NonEmpty | None = Field(
         default=None, description="The AWS profile of the boto3 chain (AWS_PROFILE overrides it).")
-
-
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-
-
-class AutoscalingConfig(_Strict):
-    """Target tracking on SageMakerVariantInvocationsPerInstance (invocations per instance per minute)."""
-
-    min: Annotated[int, Field(ge=1, le=100)] = Field(default=1, description="Fewest instances.")
-    max: Annotated[int, Field(ge=1, le=100)] = Field(default=2, description="Most instances.")
-    target_invocations_per_instance: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] = Field(
-        default=100.0, description="Invocations per instance per minute the policy keeps to.")
-    scale_in_cooldown: Annotated[int, Field(ge=0, le=86400)] = Field(
-        default=300, description="Seconds after a scale-in before the next.")
-    scale_out_cooldown: Annotated[int, Field(ge=0, le=86400)] = Field(
-        default=60, description="Seconds after a scale-out before the next.")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> AutoscalingConfig:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
-        return self
-
-
-class DeployConfig(_Strict):
-    """What `os-rerank endpoint deploy` puts on SageMaker under sagemaker.endpoint_name (see presets.py)."""
-
-    preset: Literal[PRESET_NAMES] | None = Field(  # type: ignore[valid-type]
-        default=None, description=(
-            "A tested cross-encoder (see \"Presets and contracts\"); set exactly one of preset, hf_model_id and "
-            "model_dir."))
-    hf_model_id: Annotated[str, Field(pattern=r"^[\w.-]+(/[\w.-]+)?$")] | None = Field(
-        default=None, description="Any Hugging Face cross-encoder (org/model), instead of a preset.")
-    image_uri: NonEmpty | None = Field(
-        default=None, description=(
-            "The container image; default: the Hugging Face PyTorch inference image for the region."))
-    instance_type: Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")] | None = Field(
-        default=None, description=(
-            "The SageMaker instance type; default: the preset's, else ml.m5.xlarge (ml.g* and ml.p* get the GPU "
-            "image)."))
-    instance_count: Annotated[int, Field(ge=1, le=100)] = Field(default=1, description="Instances behind the endpoint.")
-    execution_role_arn: str | None = Field(
-        default=None, description=(
-            "The role SageMaker assumes to pull the image and write logs; checked when `endpoint deploy` runs."))
-    autoscaling: AutoscalingConfig | None = Field(
-        default=None, description="Target tracking on invocations per instance; unset: a fixed instance count.")
-    variant_name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = Field(
-        default="AllTraffic", description="The endpoint's production variant.")
-    handler: Literal["auto", "stock", "os-rerank"] = Field(
-        default="auto", description=(
-            "What answers requests: `stock`, the toolkit's zero-code text-classification pipeline; `os-rerank`, our "
-            "handler packaged as code/inference.py in model.tar.gz on S3, for every contract; `auto`, os-rerank's "
-            "when sagemaker.contract is not the stock container's or model_dir is set (and image_uri is unset)."))
-    model_dir: NonEmpty | None = Field(
-        default=None, description=(
-            "A local model directory (save_pretrained: config, tokenizer, weights or model.onnx) packaged into "
-            "model.tar.gz with the handler, relative to the config file; instead of preset / hf_model_id."))
-    s3_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = Field(
-        default=None, description=(
-            "Where model.tar.gz goes. Default: the SageMaker default bucket `sagemaker-<region>-<account id>`, created "
-            "when missing as the SageMaker SDK does; a bucket named here must exist."))
-    s3_prefix: Annotated[str, Field(pattern=r"^[\w!.*'()/-]{1,200}$")] = Field(
-        default="os-rerank", description=(
-            "Archives go to `<s3_prefix>/<endpoint>/<first 16 hex of their SHA-256>/model.tar.gz`."))
-    embedding_contract: str | None = Field(
-        default=None, description=(
-            "Set: the section deploys an embedding model (model_dir or hf_model_id) with os-rerank's handler (mean "
-            "pooling, L2-normalised vectors) answering this embedding contract at sagemaker.endpoint_name; "
-            "sagemaker.contract is then not used (the SageMaker model gets OS_RERANK_EMBEDDING_CONTRACT)."))
-
-    @field_validator("embedding_contract")
-    @classmethod
-    def _embedding_contract(cls, v: str | None) -> str | None:
-        from .embedding_contracts import EMBEDDING_CONTRACT_NAMES
-
-        if v is not None and v not in EMBEDDING_CONTRACT_NAMES:
-            raise ValueError(f"expected one of {', '.join(EMBEDDING_CONTRACT_NAMES)}, got {v!r}")
-        return v
-
-    @field_validator("execution_role_arn")
-    @classmethod
-    def _role_arn(cls, v: str | None) -> str | None:
-        if v is not None and not _ROLE_ARN.match(v):
-            raise ValueError(f"expected an IAM role ARN like arn:aws:iam::123456789012:role/NAME, got {v!r}")
-        return v
-
-    @model_validator(mode="after")
-    def _one_model(self) -> DeployConfig:
-        if self.embedding_contract is not None and (self.handler == "stock" or self.preset is not None):
-            raise ValueError("embedding_contract deploys an embedding model with os-rerank's handler: set model_dir or "
-                             "hf_model_id (presets are rerankers) and handler: os-rerank (or auto)")
-        if sum(v is not None for v in (self.preset, self.hf_model_id, self.model_dir)) != 1:
-            raise ValueError(f"set exactly one of preset ({', '.join(PRESET_NAMES)}), hf_model_id or model_dir")
-        if self.model_dir is not None and self.handler == "stock":
-            raise ValueError("model_dir is packaged with os-rerank's handler; set handler: os-rerank (or auto)")
-        if self.s3_prefix.startswith("/") or self.s3_prefix.endswith("/") or "//" in self.s3_prefix:
-            raise ValueError(f"s3_prefix: {self.s3_prefix!r} must not start or end with / or hold //")
-        return self
-
-
-class EmbeddingConfig(_Strict):
-    """The dense first stage (dense.py): an embedding endpoint, its connector and model, an ingest pipeline, a k-NN
-    index of the sample documents, and the search pipelines that combine BM25 and neural scores before the rerank."""
-
-    region: Annotated[str, Field(pattern=_REGION)] | None = Field(
-        None, description="AWS region of the embedding endpoint (default: sagemaker.region)")
-    endpoint_name: Annotated[str, Field(pattern=_ENDPOINT_NAME)] | None = Field(
-        None, description="SageMaker endpoint that embeds texts")
-    endpoint_url: str | None = Field(
-        None, description="full invocation URL the connector calls (default: the SageMaker runtime URL for "
-        "region and endpoint_name, or local_endpoint_url's)")
-    local_endpoint_url: str | None = Field(
-        None, description="base URL where os-rerank itself reaches a local SageMaker-compatible embedding endpoint "
-        "(`os-rerank serve`), as sagemaker.local_endpoint_url")
-    contract: Literal[EMBEDDING_CONTRACT_NAMES] = Field(  # type: ignore[valid-type]
-        "vector-embedding", description="how the endpoint wants texts and answers vectors: "
-        + ", ".join(EMBEDDING_CONTRACT_NAMES))
-    dimension: Annotated[int, Field(ge=1, le=16000)] | None = Field(
-        None, description="vector dimension; default: asked of the endpoint by embedding one probe text")
-    connector_name: NonEmpty = Field("os-rerank sagemaker embedding", description="name of the embedding connector")
-    model_name: NonEmpty = Field("os-rerank embedding", description="name of the embedding model (in model.group)")
-    index: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-+]*$", max_length=255)] | None = Field(
-        None, description="the k-NN index of the sample documents and their vectors (default: <index.name>-dense)")
-    text_field: NonEmpty | None = Field(
-        None, description="the document field that is embedded (default: the first of pipeline.document_fields)")
-    vector_field: NonEmpty = Field("embedding", description="the knn_vector field that holds each document's vector")
-    ingest_pipeline: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] = Field(
-        "os_rerank_embedding", description="the ingest pipeline with the text_embedding processor")
-    hybrid_pipeline: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")] = Field(
-        "os_rerank_hybrid", description="the search pipeline that normalises and combines BM25 and neural scores; "
-        "<hybrid_pipeline>_rerank does the same, then reranks")
-    lexical_weight: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
-        0.3, description="weight of the BM25 score in the hybrid combination (the neural score gets 1 - this)")
-    k: Annotated[int, Field(ge=1, le=10000)] = Field(
-        100, description="nearest neighbours a neural query asks for (the most a dense first stage can return)")
-
-    @field_validator("endpoint_url", "local_endpoint_url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        return None if v is None else http_url(v)
-
-    @model_validator(mode="after")
-    def _name_known(self) -> EmbeddingConfig:
-        if self.endpoint_name is None and self.endpoint_url is None:
-            raise ValueError("set endpoint_name (or endpoint_url, the full invocation URL)")
-        if self.endpoint_name is None and not _INVOCATIONS_PATH.search(str(self.endpoint_url)):
-            raise ValueError("endpoint_url must end in /endpoints/<name>/invocations, or set endpoint_name too")
-        return self
-
-    @property
-    def name(self) -> str:
-        """The endpoint's name, as boto3's invoke_endpoint wants it."""
-        if self.endpoint_name:
-            return self.endpoint_name
-        match = _INVOCATIONS_PATH.search(str(self.endpoint_url))
-        assert match is not None  # guaranteed by _name_known
-        return match.group(1)
-
-    def connector_url(self, region: str) -> str:
-        """The URL in the embedding connector's predict action (`region`: the resolved one)."""
-        if self.endpoint_url:
-            return self.endpoint_url
-        if self.local_endpoint_url:
-            return f"{self.local_endpoint_url}/endpoints/{self.name}/invocations"
-        suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
-        return f"https://runtime.sagemaker.{region}{suffix}/endpoints/{self.name}/invocations"
 
 
 class Config(_Strict):

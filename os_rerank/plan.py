@@ -5,6 +5,7 @@ model group, model (register + deploy), index, documents, pipeline. Every action
 that change nothing ("connector exists and matches"), and carries the exact writes it makes (`requests`, wire.py):
 bodies come from render, with a typed `Ref` for each id not known yet (shown as `(known after apply)`) and a
 `Secret` for the credential (shown as ***). Apply fills those in and sends the requests; it renders nothing.
+`Action` and `Plan` are plan_actions.py's; the live-versus-wanted comparisons are plan_compare.py's.
 """
 
 from __future__ import annotations
@@ -26,8 +27,18 @@ from .mlcommons import (
     regex_admits,
     url_regex,
 )
+from .plan_actions import CREATE as CREATE  # the kinds, Action and Plan: importable from here as before
+from .plan_actions import NO_CHANGE as NO_CHANGE
+from .plan_actions import REPLACE as REPLACE
+from .plan_actions import UPDATE as UPDATE
+from .plan_actions import Action as Action
+from .plan_actions import Plan as Plan
+from .plan_compare import access_of as _access_of
+from .plan_compare import access_text as _access_text
+from .plan_compare import connector_differences as connector_differences
+from .plan_compare import pipeline_fields as pipeline_fields
+from .plan_compare import short as _short
 from .render import (
-    KNOWN_AFTER_APPLY,
     Version,
     bulk_body,
     connector_body,
@@ -42,74 +53,6 @@ from .render import (
 )
 from .state import ClusterState
 from .wire import DEPLOY, UNDEPLOY, Ref, Request, fill
-
-CREATE = "create"
-UPDATE = "update"
-REPLACE = "replace"
-NO_CHANGE = "no change"
-KINDS = (CREATE, UPDATE, REPLACE, NO_CHANGE)
-SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", NO_CHANGE: "="}
-
-
-
-@dataclass(frozen=True)
-class Action:
-    """One step of a plan. `id` is the existing resource's id; `related` lists ids the step also touches;
-    `requests` are the writes it makes, in order (`body` is the main one's body)."""
-
-    kind: str
-    resource: str
-    name: str
-    reason: str
-    body: Any = None
-    id: str | None = None
-    related: tuple[str, ...] = ()
-    requests: tuple[Request, ...] = ()
-
-    @property
-    def changes(self) -> bool:
-        return self.kind != NO_CHANGE
-
-    @property
-    def shown_id(self) -> str:
-        """The id to show: ML Commons ids are only known once created; an index or pipeline is its name."""
-        if self.resource in ("index", "pipeline", "ingest pipeline", "dense index", "hybrid pipeline"):
-            return self.name
-        if self.kind in (CREATE, REPLACE) and self.resource in ("connector", "model group", "model",
-                                                                  "embedding connector", "embedding model"):
-            return KNOWN_AFTER_APPLY
-        return self.id or "-"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "resource": self.resource, "name": self.name, "id": self.shown_id,
-                "reason": self.reason, "body": self.body, "related": list(self.related),
-                "requests": [r.to_dict() for r in self.requests]}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The actions setup takes, in order, for OpenSearch `version`."""
-
-    version: Version
-    actions: tuple[Action, ...]
-
-    @property
-    def changes(self) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.changes)
-
-    def action(self, resource: str) -> Action | None:
-        return next((a for a in self.actions if a.resource == resource), None)
-
-    def summary(self) -> str:
-        counts = {k: sum(1 for a in self.actions if a.kind == k) for k in KINDS}
-        if not self.changes:
-            return f"No changes. All {len(self.actions)} resources match the config."
-        return (f"Plan: {counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[REPLACE]} to replace, "
-                f"{counts[NO_CHANGE]} unchanged.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"opensearch_version": format_version(self.version), "summary": self.summary(),
-                "actions": [a.to_dict() for a in self.actions]}
 
 
 @dataclass(frozen=True)
@@ -230,72 +173,6 @@ def _settings(desired: Desired, state: ClusterState) -> Action:
                   requests=(Request("PUT", "/_cluster/settings", body),))
 
 
-def connector_differences(want: dict[str, Any], live: dict[str, Any]) -> list[str]:
-    """The fields we send (credential aside) whose live value differs, as `path (live -> want)` lines."""
-    diffs: list[str] = []
-
-    def differ(path: str, a: Any, b: Any) -> None:
-        diffs.append(f"{path} ({_short(a)} -> {_short(b)})")
-
-    for key in ("description", "version", "protocol"):
-        if key in want and str(live.get(key)) != str(want[key]):
-            differ(key, live.get(key), want[key])
-    live_params = live.get("parameters") or {}
-    for key, value in (want.get("parameters") or {}).items():
-        if str(live_params.get(key)) != str(value):
-            differ(f"parameters.{key}", live_params.get(key), value)
-    live_cc = live.get("client_config") or {}
-    for key, value in (want.get("client_config") or {}).items():
-        if not _same_scalar(live_cc.get(key), value):
-            differ(f"client_config.{key}", live_cc.get(key), value)
-    access = _access_of(want)
-    if access is not None:
-        have = _live_access(live)
-        if (have["access_mode"], sorted(have["backend_roles"])) != (access["access_mode"],
-                                                                   sorted(access["backend_roles"])):
-            diffs.append(f"access ({_access_text(have)} -> {_access_text(access)})")
-    want_actions = want.get("actions") or []
-    live_actions = live.get("actions") or []
-    if len(live_actions) != len(want_actions):
-        differ("actions", f"{len(live_actions)} action(s)", f"{len(want_actions)}")
-        return diffs
-    for i, (w, lv) in enumerate(zip(want_actions, live_actions, strict=True)):
-        for key, value in w.items():
-            got = lv.get(key)
-            if key in ("action_type", "method"):
-                same = str(got).lower() == str(value).lower()
-            elif key == "headers":
-                same = {str(k).lower(): v for k, v in (got or {}).items()} == {k.lower(): v for k, v in value.items()}
-            else:
-                same = got == value
-            if not same:
-                differ(f"actions[{i}].{key}", got, value)
-    return diffs
-
-
-def _same_scalar(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return float(a) == float(b)
-    return str(a) == str(b)
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _access_of(body: dict[str, Any]) -> dict[str, Any] | None:
-    """{"access_mode", "backend_roles"} of a rendered connector or model group body, None when it sets no access."""
-    if "access_mode" not in body:
-        return None
-    return {"access_mode": body["access_mode"], "backend_roles": [str(r) for r in body.get("backend_roles") or []]}
-
-
-def _live_access(live: dict[str, Any]) -> dict[str, Any]:
-    """The access of a connector or model group as GET returns it (`access`, `backend_roles`)."""
-    return {"access_mode": live.get("access"), "backend_roles": [str(r) for r in live.get("backend_roles") or []]}
-
-
 def _connector(desired: Desired, state: ClusterState) -> Action:
     name = desired.connector_name
     access = _access_of(desired.connector)
@@ -347,11 +224,6 @@ def _model_group(desired: Desired, state: ClusterState) -> Action | None:
         return Action(NO_CHANGE, "model group", desired.model_group,
                       f"model group exists with access {_access_text(access)}", id=live.id)
     return Action(NO_CHANGE, "model group", desired.model_group, "model group exists", id=live.id)
-
-
-def _access_text(access: dict[str, Any]) -> str:
-    roles = access.get("backend_roles") or []
-    return f"{access.get('access_mode') or 'unset'}" + (f" to backend roles {', '.join(roles)}" if roles else "")
 
 
 def _model(desired: Desired, state: ClusterState, connector: Action, group: Action | None) -> Action:
@@ -416,21 +288,6 @@ def _index(desired: Desired, state: ClusterState) -> list[Action]:
     return [index, Action(NO_CHANGE, "documents", name, f"all {n} sample documents present and equal{tail}")]
 
 
-def pipeline_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a rerank pipeline body os-rerank manages, for comparison."""
-    processors = body.get("response_processors") or []
-    rerank: dict[str, Any] = next(
-        (p["rerank"] for p in processors if isinstance(p, dict) and isinstance(p.get("rerank"), dict)), {})
-    return {
-        "description": body.get("description"),
-        "processors": [next(iter(p), None) for p in processors if isinstance(p, dict)],
-        "model_id": (rerank.get("ml_opensearch") or {}).get("model_id"),
-        "document_fields": (rerank.get("context") or {}).get("document_fields"),
-        "ignore_failure": bool(rerank.get("ignore_failure", False)),
-        "request_processors": body.get("request_processors") or [],
-    }
-
-
 def _pipeline(desired: Desired, state: ClusterState, model: Action) -> Action:
     name = desired.pipeline_name
     model_id = model.id if model.kind in (NO_CHANGE, UPDATE) else None
@@ -458,12 +315,3 @@ def _undeploy(model_id: str) -> Request:
                    target=model_id)
 
 
-def plan_lines(plan: Plan) -> list[str]:
-    """The plan as `os-rerank plan` prints it: one line per action, then the summary."""
-    lines = [f"OpenSearch {format_version(plan.version)}"]
-    width = max(len(a.resource) for a in plan.actions)
-    for a in plan.actions:
-        lines.append(f"  {SYMBOLS[a.kind]:<3} {a.kind:<9} {a.resource:<{width}}  {a.name}  [{a.shown_id}]")
-        lines.append(f"        {a.reason}")
-    lines.append(plan.summary())
-    return lines

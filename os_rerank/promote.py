@@ -278,7 +278,7 @@ def run_promote(cluster: Cluster, config: Any, *, index: str, dry_run: bool = Fa
     """
     from . import lock
     from .mlcommons import MODELS, find_one
-    from .plan import pipeline_fields
+    from .plan_compare import pipeline_fields
     from .preflight import preflight
     from .state import read_pipeline
     from .verify import verify

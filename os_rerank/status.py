@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import Config
 from .mlcommons import PRIVATE_IP, TRUSTED_REGEX, regex_admits
-from .plan import pipeline_fields
+from .plan_compare import pipeline_fields
 from .preflight import ClusterInfo
 from .promote import IndexDefault
 from .state import ClusterState

@@ -31,7 +31,7 @@ import pytest
 from os_rerank.cli import main
 from os_rerank.contracts import CONTRACT_NAMES, get_contract
 from os_rerank.server.app import EndpointServer
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 
 ENDPOINT_NAME = "os-rerank-test"
 # Recognisable fake secrets: a test proves none of them is ever printed.

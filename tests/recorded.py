@@ -289,7 +289,7 @@ def play_on_fresh_node(version: str, name: str, port: int, tmp: Path) -> list[di
 
     from os_rerank.local import node as local
     from os_rerank.server.app import EndpointServer
-    from os_rerank.server.scorers import LexicalScorer
+    from os_rerank.server.lexical import LexicalScorer
     from tests.backends import ENDPOINT_NAME, endpoint_credentials
 
     home = local.default_home(os.environ)

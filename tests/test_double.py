@@ -14,7 +14,7 @@ from opensearchpy.exceptions import TransportError
 
 from os_rerank.contracts import REQUEST_BODY, get_contract
 from os_rerank.server.app import DEFAULT_ENDPOINT_NAME, EndpointServer
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 from tests.fakes import OpenSearchDouble
 from tests.fakes.predict import THROTTLED
 

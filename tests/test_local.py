@@ -22,18 +22,8 @@ from os_rerank.local import host
 from os_rerank.local import node as local
 from os_rerank.local.host import RunAs
 from os_rerank.local.layout import NodeInfo
-from os_rerank.local.maven import (
-    PINNED_SHA1,
-    Artifact,
-    Cache,
-    Dependency,
-    NotServedError,
-    Repository,
-    choose_repository,
-    mirror_of_central,
-    pom_dependencies,
-    redact_url,
-)
+from os_rerank.local.maven import PINNED_SHA1, Artifact, Cache, Dependency, NotServedError, pom_dependencies
+from os_rerank.local.maven_repository import Repository, choose_repository, mirror_of_central, redact_url
 from tests.fakes.local_dist import VERSION, make_jdk, make_repository
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")

@@ -17,8 +17,8 @@ from os_rerank.plan import (
     connector_differences,
     desired_state,
     make_plan,
-    plan_lines,
 )
+from os_rerank.plan_actions import plan_lines
 from os_rerank.render import KNOWN_AFTER_APPLY, Version
 from os_rerank.state import ClusterState, IndexState
 from tests.support.plans import DEFAULTS, URL, desired, empty, full, live_connector

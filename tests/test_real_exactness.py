@@ -27,7 +27,7 @@ from os_rerank.cluster import Cluster, connect
 from os_rerank.config import load_config
 from os_rerank.contracts import CONTRACT_NAMES
 from os_rerank.server.app import EndpointServer
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 from tests.backends import Backend
 from tests.support.exactness import DOCUMENTS, QUERY, TEXTS
 

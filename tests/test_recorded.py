@@ -17,7 +17,7 @@ from opensearchpy import OpenSearch
 
 from os_rerank.contracts import get_contract
 from os_rerank.server.app import EndpointServer
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 from tests.backends import ENDPOINT_NAME, RECORD_NODE, RealClusters, endpoint_credentials
 from tests.fakes import OpenSearchDouble
 from tests.recorded import Target, differences, play_on_fresh_node, recording_path, run_steps, steps

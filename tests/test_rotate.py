@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch
 from os_rerank.cli import main
 from os_rerank.contracts import REQUEST_BODY, get_contract
 from os_rerank.server.app import DEFAULT_ENDPOINT_NAME, EndpointServer
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 from tests.fakes import OpenSearchDouble
 
 pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")

@@ -11,7 +11,7 @@ import pytest
 
 from os_rerank.contracts import get_contract
 from os_rerank.server.app import EndpointServer
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 
 pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 

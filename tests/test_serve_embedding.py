@@ -35,7 +35,7 @@ from os_rerank.contracts import get_contract  # noqa: E402
 from os_rerank.embedding_contracts import EMBEDDING_CONTRACT_NAMES, get_embedding_contract  # noqa: E402
 from os_rerank.server.app import EndpointServer  # noqa: E402
 from os_rerank.server.embedders import MODEL_CACHE_ENV, SentenceEmbedder, load_embedder  # noqa: E402
-from os_rerank.server.scorers import LexicalScorer  # noqa: E402
+from os_rerank.server.lexical import LexicalScorer  # noqa: E402
 from tests.fakes.bert_reference import build_tiny_bert, reference_embeddings  # noqa: E402
 
 pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")

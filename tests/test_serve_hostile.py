@@ -26,7 +26,7 @@ from botocore.credentials import Credentials
 from os_rerank.contracts import CONTRACTS, get_contract
 from os_rerank.server import app
 from os_rerank.server.app import EndpointServer, RecordError
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 
 pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from os_rerank.server.scorers import LexicalScorer, tokenize
+from os_rerank.server.lexical import LexicalScorer, tokenize
 
 pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from os_rerank.contracts import get_contract
 from os_rerank.server.app import DEFAULT_ENDPOINT_NAME, EndpointServer
-from os_rerank.server.scorers import LexicalScorer
+from os_rerank.server.lexical import LexicalScorer
 
 pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 

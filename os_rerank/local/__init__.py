@@ -1,7 +1,7 @@
 """`os-rerank local`: a real OpenSearch node with ML Commons and neural-search on this machine, without Docker.
 
-`maven` fetches and checks the artifacts, `distribution` says what a node of a version is made of (pure), and
-`node` builds, starts, inspects and stops it.
+`maven_repository` chooses where artifacts come from, `maven` fetches and checks them, `distribution` says what a node
+of a version is made of (pure), and `node` builds, starts, inspects and stops it.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from ..events import note
 from . import distribution as dist
 from .host import RunAs, chown_tree
 from .layout import NodeInfo, Progress, open_no_follow, quiet
-from .maven import Artifact, Cache, Fetched, Repository, is_served, pom_dependencies
+from .maven import Artifact, Cache, Fetched, is_served, pom_dependencies
+from .maven_repository import Repository
 
 # --- building a node -------------------------------------------------------------------------------------------------
 

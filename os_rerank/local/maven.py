@@ -1,9 +1,10 @@
-"""Maven artifacts over plain HTTPS (or a folder): where they come from, how they are checked, where they are kept.
+"""Maven artifacts over plain HTTPS (or a folder): how they are fetched and checked, where they are kept.
 
 No Maven needed, only the repository layout (`group/as/path/artifact/version/artifact-version.ext`). The
-repository is, in order: `--repository` / OS_RERANK_MAVEN_REPOSITORY, else the mirror of `central` that Maven's own
-settings.xml names (so a machine behind a corporate mirror resolves the way `mvn` does), else Maven Central. A hit
-in the local Maven repository (~/.m2/repository, or settings.xml's localRepository) is used before any download.
+repository is chosen by maven_repository.py: `--repository` / OS_RERANK_MAVEN_REPOSITORY, else the mirror of
+`central` that Maven's own settings.xml names (so a machine behind a corporate mirror resolves the way `mvn` does),
+else Maven Central. A hit in the local Maven repository (~/.m2/repository, or settings.xml's localRepository) is
+used before any download.
 
 Every artifact is checked before it is used: against the `.sha1` the repository publishes beside it, else against
 the SHA-1 os-rerank pins for the artifacts it was tested with (`PINNED_SHA1`), else its SHA-1 is recorded on first
@@ -22,7 +23,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,8 @@ from typing import Any
 from ..errors import LocalNodeError
 from ..events import note
 from .layout import Progress, locked, quiet
+from .maven_repository import Repository, xml_children, xml_text
 
-MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
-REPOSITORY_ENV = "OS_RERANK_MAVEN_REPOSITORY"
 CHUNK = 1 << 20
 TIMEOUT_SECONDS = 60.0
 
@@ -93,137 +92,7 @@ class Artifact:
         return Artifact(self.group, self.artifact, self.version, extension)
 
 
-@dataclass(frozen=True)
-class Repository:
-    """Where artifacts come from: `url` (https://, http:// or file://) and what chose it, for messages."""
-
-    url: str
-    source: str
-    local: Path | None = None  # the local Maven repository, consulted first
-
-    @property
-    def shown(self) -> str:
-        """The URL without a password (a mirror URL may carry user:password@)."""
-        return redact_url(self.url)
-
-
-def redact_url(url: str) -> str:
-    """`url` with any password in its user-info replaced by ***."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 # --- choosing the repository ---------------------------------------------------------------------------------------
-
-
-def settings_files(environ: Mapping[str, str], home: Path) -> list[Path]:
-    """Maven's settings.xml files in the order Maven reads them: the user's, then the installation's."""
-    files = [home / ".m2" / "settings.xml"]
-    for var in ("MAVEN_HOME", "M2_HOME"):
-        if environ.get(var):
-            files.append(Path(environ[var]) / "conf" / "settings.xml")
-    mvn = shutil.which("mvn", path=environ.get("PATH"))
-    if mvn:
-        files.append(Path(os.path.realpath(mvn)).parent.parent / "conf" / "settings.xml")
-    files += [Path("/usr/share/maven/conf/settings.xml"), Path("/etc/maven/settings.xml")]
-    seen: set[Path] = set()
-    out = []
-    for f in files:
-        if f not in seen:
-            seen.add(f)
-            out.append(f)
-    return out
-
-
-def _strip_ns(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _children(node: ET.Element, name: str) -> list[ET.Element]:
-    return [c for c in node if _strip_ns(c.tag) == name]
-
-
-def _text(node: ET.Element, name: str) -> str | None:
-    found = _children(node, name)
-    return (found[0].text or "").strip() if found else None
-
-
-def mirror_of_central(settings_xml: str) -> str | None:
-    """The URL of the first enabled mirror whose <mirrorOf> covers `central`, or None."""
-    try:
-        root = ET.fromstring(settings_xml)
-    except ET.ParseError:
-        return None
-    for mirrors in _children(root, "mirrors"):
-        for mirror in _children(mirrors, "mirror"):
-            if (_text(mirror, "blocked") or "").lower() == "true":
-                continue
-            patterns = [p.strip() for p in (_text(mirror, "mirrorOf") or "").split(",") if p.strip()]
-            if _covers_central(patterns) and _text(mirror, "url"):
-                return _text(mirror, "url")
-    return None
-
-
-def _covers_central(patterns: list[str]) -> bool:
-    """Maven's <mirrorOf> matching for the repository id `central` (an https repository, not localhost)."""
-    if "!central" in patterns:
-        return False
-    return any(p in ("*", "central", "external:*", "external:https:*") for p in patterns)
-
-
-def local_repository(settings_xml: str) -> Path | None:
-    try:
-        root = ET.fromstring(settings_xml)
-    except ET.ParseError:
-        return None
-    value = _text(root, "localRepository")
-    return Path(value.replace("${user.home}", "~")).expanduser() if value else None
-
-
-def choose_repository(explicit: str | None, environ: Mapping[str, str], home: Path | None = None,
-                      settings: list[Path] | None = None) -> Repository:
-    """The repository to download from, and the local Maven repository to look in first.
-
-    `settings` are the settings.xml files to read (default: where Maven looks, `settings_files`).
-    """
-    home = home or Path(environ.get("HOME") or Path.home())
-    local: Path | None = None
-    mirror: tuple[str, Path] | None = None
-    for path in settings_files(environ, home) if settings is None else settings:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        local = local or local_repository(text)
-        if mirror is None:
-            url = mirror_of_central(text)
-            if url:
-                mirror = (url, path)
-    local = local or home / ".m2" / "repository"
-    if explicit:
-        return Repository(_checked_url(explicit, "--repository"), "--repository", local)
-    if environ.get(REPOSITORY_ENV):
-        return Repository(_checked_url(environ[REPOSITORY_ENV], REPOSITORY_ENV), REPOSITORY_ENV, local)
-    if mirror is not None:
-        return Repository(_checked_url(mirror[0], str(mirror[1])), f"Maven mirror in {mirror[1]}", local)
-    return Repository(MAVEN_CENTRAL, "Maven Central", local)
-
-
-def _checked_url(url: str, where: str) -> str:
-    url = url.strip().rstrip("/")
-    if re.match(r"^(https?|file)://", url):
-        return url
-    if url.startswith("/"):
-        return Path(url).as_uri()
-    raise LocalNodeError(f"{where}: not a repository URL: {redact_url(url)!r}",
-                         fix="give an https:// URL (a Maven repository or mirror) or a folder path")
-
-
 # --- fetching -------------------------------------------------------------------------------------------------------
 
 class NotServedError(LocalNodeError):
@@ -441,15 +310,16 @@ def pom_dependencies(pom_xml: str) -> list[Dependency]:
     """The compile/runtime dependencies a POM lists with explicit versions (not test, provided or optional)."""
     root = ET.fromstring(pom_xml)
     out = []
-    for deps in _children(root, "dependencies"):
-        for dep in _children(deps, "dependency"):
-            scope = _text(dep, "scope") or "compile"
-            if scope not in ("compile", "runtime") or (_text(dep, "optional") or "") == "true":
+    for deps in xml_children(root, "dependencies"):
+        for dep in xml_children(deps, "dependency"):
+            scope = xml_text(dep, "scope") or "compile"
+            if scope not in ("compile", "runtime") or (xml_text(dep, "optional") or "") == "true":
                 continue
-            group, name, version = _text(dep, "groupId"), _text(dep, "artifactId"), _text(dep, "version")
+            group, name, version = xml_text(dep, "groupId"), xml_text(dep, "artifactId"), xml_text(dep, "version")
             if not (group and name and version) or "${" in version:
                 continue
-            wildcard = any(_text(e, "groupId") == "*" and _text(e, "artifactId") == "*"
-                           for exclusions in _children(dep, "exclusions") for e in _children(exclusions, "exclusion"))
-            out.append(Dependency(Artifact(group, name, version, _text(dep, "type") or "jar"), not wildcard))
+            wildcard = any(xml_text(e, "groupId") == "*" and xml_text(e, "artifactId") == "*"
+                           for exclusions in xml_children(dep, "exclusions")
+                           for e in xml_children(exclusions, "exclusion"))
+            out.append(Dependency(Artifact(group, name, version, xml_text(dep, "type") or "jar"), not wildcard))
     return out

@@ -12,7 +12,7 @@ _EXPORTS = {
     "DEFAULT_ENDPOINT_NAME": "app",
     "EndpointServer": "app",
     "CrossEncoderScorer": "scorers",
-    "LexicalScorer": "scorers",
+    "LexicalScorer": "lexical",
     "Scorer": "scorers",
     "ScorerError": "scorers",
     "load_scorer": "scorers",
@@ -30,7 +30,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .app import DEFAULT_ENDPOINT_NAME, EndpointServer
-    from .scorers import CrossEncoderScorer, LexicalScorer, Scorer, ScorerError, load_scorer
+    from .lexical import LexicalScorer
+    from .scorers import CrossEncoderScorer, Scorer, ScorerError, load_scorer
 
 
 def __getattr__(name: str) -> Any:

@@ -60,7 +60,8 @@ Programmatic API (stable; other tests depend on it):
 `scorer` is anything with `name` and `score(pairs) -> list[float]` (see scorers.py), `embedder` anything with
 `name`, `dimension` and `embed(texts) -> list[list[float]]` (see embedders.py); their work is serialized, in turns
 when they offer `score_in_turns` / `embed_in_turns`. Modules: transport.py (HTTP), hosted.py (a model's answer
-and the turns), records.py (what is kept of each request), this one (routes, authentication, faults).
+and the turns), records.py (what is kept of each request), faults.py (the failures `fail_next` injects), this one
+(routes, authentication).
 
 The server is the standard library's threading HTTP server with the checks above added. A well-kept ASGI server
 (uvicorn, hypercorn) would bring an event loop, a dependency and its own parsing, but not what matters here: the
@@ -77,7 +78,6 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,6 +85,7 @@ from urllib.parse import urlsplit
 from ..contracts import Contract
 from ..embedding_contracts import EmbeddingContract
 from .embedders import Embedder
+from .faults import Faults
 from .hosted import FairTurns as FairTurns  # re-exported, as the records' names below
 from .hosted import HostedEmbedder, HostedReranker, check_media
 from .records import ReceivedRequest as ReceivedRequest
@@ -114,12 +115,6 @@ _RECEIVED_MAX_BYTES = 64 * 1024 * 1024
 _SHUTDOWN_GRACE = 10.0
 
 logger = logging.getLogger("os_rerank.server")
-
-
-@dataclass
-class _Fault:
-    reply: Reply
-    remaining: int
 
 
 class EndpointServer:
@@ -174,7 +169,7 @@ class EndpointServer:
             check_record_file(self.record_path)
         self._received: deque[ReceivedRequest] = deque()
         self._received_bytes = 0
-        self._faults: list[_Fault] = []
+        self._faults = Faults()
         self._state_lock = threading.Lock()
         self.turns = FairTurns()
         self._thread: threading.Thread | None = None
@@ -272,19 +267,7 @@ class EndpointServer:
         error_type: str | None = None,
     ) -> None:
         """Answer the next `count` scoring requests with `status` and `body` (default `{"message": ...}`)."""
-        if body is None:
-            raw = json.dumps({"message": f"Injected failure ({status} {error_type or ''})".replace(" )", ")")}).encode()
-        elif isinstance(body, bytes):
-            raw = body
-        elif isinstance(body, str):
-            raw = body.encode()
-        else:
-            raw = json.dumps(dict(body)).encode()
-        hdrs = {"Content-Type": "application/json", **(headers or {})}
-        if error_type:
-            hdrs["x-amzn-ErrorType"] = error_type
-        with self._state_lock:
-            self._faults.append(_Fault(Reply(status, raw, tuple(hdrs.items())), count))
+        self._faults.add(status, body, headers, count, error_type=error_type)
 
     def clear_received(self) -> None:
         with self._state_lock:
@@ -357,16 +340,6 @@ class EndpointServer:
             else:
                 self.record_failure = None
 
-    def _take_fault(self) -> Reply | None:
-        with self._state_lock:
-            if not self._faults:
-                return None
-            fault = self._faults[0]
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                self._faults.pop(0)
-            return fault.reply
-
     def ping(self) -> Reply:
         body: dict[str, Any] = {"status": "Healthy"}
         if self.scorer is not None and self.contract is not None:
@@ -387,7 +360,7 @@ class EndpointServer:
             model = "embedding"
         else:
             return error_reply(404, f"Endpoint {name} of account {self.account_id} not found.", "ValidationError")
-        fault = self._take_fault()
+        fault = self._faults.take()
         if fault is not None:
             return fault
         reply = self._container_invoke(headers, body, model)
@@ -411,7 +384,7 @@ class EndpointServer:
 
     def container_invoke(self, headers: Mapping[str, str], body: bytes, model: str = "rerank") -> Reply:
         """POST /invocations (and the contract's extra path): the model container's answer."""
-        fault = self._take_fault()
+        fault = self._faults.take()
         if fault is not None:
             return fault
         return self._container_invoke(headers, body, model)
