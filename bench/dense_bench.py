@@ -64,13 +64,13 @@ def main() -> int:
         os.environ.update(AWS_ACCESS_KEY_ID=FAKE_KEYS[0], AWS_SECRET_ACCESS_KEY=FAKE_KEYS[1])
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-west-2")
 
-    from os_rerank import dense
     from os_rerank.cli import main as cli
     from os_rerank.cluster import connect
     from os_rerank.config import load_config
-    from os_rerank.eval import run_eval
-    from os_rerank.eval_set import load_corpus, load_qrels, load_queries
-    from os_rerank.metrics import recall_at_k
+    from os_rerank.provision import dense
+    from os_rerank.search.eval import run_eval
+    from os_rerank.search.eval_set import load_corpus, load_qrels, load_queries
+    from os_rerank.search.metrics import recall_at_k
 
     started = []
     rerank_url, embedding_url = args.rerank_url, args.embedding_url
@@ -171,9 +171,9 @@ def latency_table(cluster: Any, config: Any, report: Any, queries: list[Any], de
     """Search latency p50/p95 per first stage, without and with reranking, over `rounds` rounds of the evaluated
     queries: eval's one round gives 34 samples per cell, too few for a p95 on a shared 2-vCPU machine. The
     requests are eval's own (the same first_stage / build_search_body / execute calls)."""
-    from os_rerank import dense
-    from os_rerank.metrics import percentile
-    from os_rerank.search import build_search_body, execute, first_stage_query
+    from os_rerank.provision import dense
+    from os_rerank.search.metrics import percentile
+    from os_rerank.search.query import build_search_body, execute, first_stage_query
 
     by_id = {q.id: q for q in queries}
     evaluated = [by_id[q] for q in report.evaluated]

@@ -129,7 +129,7 @@ def eval_candidates(seed: int = 11) -> list[tuple[str, list[str], list[str], dic
 
 
 def mean_ndcg(fn: Method, candidates: list[tuple[str, list[str], list[str], dict[str, int]]]) -> float:
-    from os_rerank.metrics import ndcg_at_k
+    from os_rerank.search.metrics import ndcg_at_k
 
     values = []
     for query, ids, docs, grades in candidates:

@@ -2,8 +2,8 @@
 
 A library user calls what the commands call: `load_config`, `connect`, then `plan_setup` / `run_setup` (with
 `connector_credential`), `run_verify`, `run_status`, `run_search`, `run_eval`; or the steps underneath them:
-`read_state` -> `desired_state` -> `make_plan` -> `apply_plan`. `teardown` is `os_rerank.teardown.teardown`: a name
-shared with its module cannot be exported from here.
+`read_state` -> `desired_state` -> `make_plan` -> `apply_plan`. `teardown` is
+`os_rerank.provision.teardown.teardown`: a name shared with its module cannot be exported from here.
 """
 
 from __future__ import annotations
@@ -20,39 +20,39 @@ _EXPORTS = {
     "Config": "config",
     "ConnectorCredential": "credentials",
     "connector_credential": "credentials",
-    "SetupResult": "provision",
-    "plan_setup": "provision",
-    "run_setup": "provision",
-    "run_status": "provision",
-    "run_verify": "provision",
+    "SetupResult": "provision.setup",
+    "plan_setup": "provision.setup",
+    "run_setup": "provision.setup",
+    "run_status": "provision.setup",
+    "run_verify": "provision.setup",
     "load_config": "config",
-    "Rendered": "render",
-    "render_requests": "render",
+    "Rendered": "provision.render",
+    "render_requests": "provision.render",
     "Cluster": "cluster",
     "connect": "cluster",
-    "ClusterState": "state",
-    "read_state": "state",
-    "ClusterInfo": "preflight",
-    "check_cluster": "preflight",
-    "read_cluster_info": "preflight",
-    "Action": "plan",
-    "Desired": "plan",
-    "Plan": "plan",
-    "desired_state": "plan",
-    "make_plan": "plan",
-    "ApplyResult": "apply",
-    "apply_plan": "apply",
-    "status_rows": "status",
-    "RotateResult": "rotate",
-    "rotate_credentials": "rotate",
-    "SearchResult": "search",
-    "run_search": "search",
-    "EvalReport": "eval",
-    "run_eval": "eval",
+    "ClusterState": "provision.state",
+    "read_state": "provision.state",
+    "ClusterInfo": "provision.preflight",
+    "check_cluster": "provision.preflight",
+    "read_cluster_info": "provision.preflight",
+    "Action": "provision.plan",
+    "Desired": "provision.plan",
+    "Plan": "provision.plan",
+    "desired_state": "provision.plan",
+    "make_plan": "provision.plan",
+    "ApplyResult": "provision.apply",
+    "apply_plan": "provision.apply",
+    "status_rows": "provision.status",
+    "RotateResult": "provision.rotate",
+    "rotate_credentials": "provision.rotate",
+    "SearchResult": "search.query",
+    "run_search": "search.query",
+    "EvalReport": "search.eval",
+    "run_eval": "search.eval",
     "Contract": "contracts",
     "get_contract": "contracts",
-    "DeployResult": "aws_endpoint",
-    "deploy_endpoint": "aws_endpoint",
+    "DeployResult": "aws.endpoint",
+    "deploy_endpoint": "aws.endpoint",
     "AwsError": "errors",
     "ClusterError": "errors",
     "ConfigError": "errors",
@@ -112,8 +112,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .apply import ApplyResult, apply_plan
-    from .aws_endpoint import DeployResult, deploy_endpoint
+    from .aws.endpoint import DeployResult, deploy_endpoint
     from .cluster import Cluster, connect
     from .config import Config, load_config
     from .contracts import Contract, get_contract
@@ -128,16 +127,17 @@ if TYPE_CHECKING:
         RenderError,
         VerifyError,
     )
-    from .eval import run_eval
-    from .eval_report import EvalReport
-    from .plan import Action, Desired, Plan, desired_state, make_plan
-    from .preflight import ClusterInfo, check_cluster, read_cluster_info
-    from .provision import SetupResult, plan_setup, run_setup, run_status, run_verify
-    from .render import Rendered, render_requests
-    from .rotate import RotateResult, rotate_credentials
-    from .search import SearchResult, run_search
-    from .state import ClusterState, read_state
-    from .status import status_rows
+    from .provision.apply import ApplyResult, apply_plan
+    from .provision.plan import Action, Desired, Plan, desired_state, make_plan
+    from .provision.preflight import ClusterInfo, check_cluster, read_cluster_info
+    from .provision.render import Rendered, render_requests
+    from .provision.rotate import RotateResult, rotate_credentials
+    from .provision.setup import SetupResult, plan_setup, run_setup, run_status, run_verify
+    from .provision.state import ClusterState, read_state
+    from .provision.status import status_rows
+    from .search.eval import run_eval
+    from .search.eval_report import EvalReport
+    from .search.query import SearchResult, run_search
 
 
 def __getattr__(name: str) -> Any:

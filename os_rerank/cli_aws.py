@@ -11,14 +11,14 @@ from .output import Env, print_json, progress
 
 
 def cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
-    from . import aws_endpoint
+    from .aws import endpoint as aws_endpoint
     from .credentials import chain_secrets
 
     config = load(args, env)
     env.secrets.update(chain_secrets(config))
     clients = aws_endpoint.aws_clients(config)
     if args.action == "deploy" and args.dry_run:
-        from .endpoint_plan import plan_deploy
+        from .aws.plan import plan_deploy
 
         plan = plan_deploy(config, clients)
         if args.json:
@@ -50,8 +50,8 @@ def cmd_endpoint(args: argparse.Namespace, env: Env) -> int:
 
 def cmd_rotate_credentials(args: argparse.Namespace, env: Env) -> int:
     from .credentials import connector_credential, credential_warnings, is_aws_managed
-    from .diagnose import open_cluster
-    from .rotate import predict_roundtrip, rotate_credentials
+    from .provision.diagnose import open_cluster
+    from .provision.rotate import predict_roundtrip, rotate_credentials
 
     config = load(args, env)
     cred = connector_credential(config)

@@ -40,7 +40,7 @@ def load(args: argparse.Namespace, env: Env) -> Config:
 
 def cmd_validate(args: argparse.Namespace, env: Env) -> int:
     config = load(args, env)
-    from .render import load_documents
+    from .provision.render import load_documents
 
     docs = load_documents(config)  # a bad documents file is a config problem too
     output.print_validated(env, args.config, config, len(docs))
@@ -48,7 +48,7 @@ def cmd_validate(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_render(args: argparse.Namespace, env: Env) -> int:
-    from .render import render_requests
+    from .provision.render import render_requests
 
     config = load(args, env)
     version = _render_version(args.opensearch_version, env)
@@ -56,14 +56,14 @@ def cmd_render(args: argparse.Namespace, env: Env) -> int:
         print_rendered(env, [_admin_request(config, args.what, version)])
         return ExitStatus.OK
     if args.what == "iam":
-        from .iam import iam_requests
+        from .aws.iam import iam_requests
 
         print_rendered(env, iam_requests(config, args.operator_arn))
         return ExitStatus.OK
     if args.operator_arn is not None:
         raise UsageError("--operator-arn goes with --what iam")
     if args.what == "dense":  # the dense first stage (config `embedding`, dense.py)
-        from .dense_render import render_requests as render_dense
+        from .provision.dense_render import render_requests as render_dense
 
         print_rendered(env, render_dense(config, version=version))
         return ExitStatus.OK
@@ -73,10 +73,10 @@ def cmd_render(args: argparse.Namespace, env: Env) -> int:
 
 def _admin_request(config: Config, what: str, version: tuple[int, int, int]) -> Any:
     """What an admin applies: the operator's security role, or the cluster settings setup needs."""
-    from .permissions import ROLE_NAME, role_body
-    from .plan import desired_state, settings_body
-    from .preflight import is_private_host
-    from .render import Rendered, dumps
+    from .provision.permissions import ROLE_NAME, role_body
+    from .provision.plan import desired_state, settings_body
+    from .provision.preflight import is_private_host
+    from .provision.render import Rendered, dumps
 
     if what == "role":
         return Rendered("role", "PUT", f"/_plugins/_security/api/roles/{ROLE_NAME}", dumps(role_body(config)))
@@ -87,7 +87,7 @@ def _admin_request(config: Config, what: str, version: tuple[int, int, int]) -> 
 def _render_version(text: str, env: Env) -> tuple[int, int, int]:
     """--opensearch-version: refused below 2.12; above the newest os-rerank knows, rendered as that one, saying so."""
     from .errors import RenderError
-    from .render import MIN_VERSION, NEWEST_VERSION, format_version, parse_version
+    from .provision.render import MIN_VERSION, NEWEST_VERSION, format_version, parse_version
 
     try:
         version = parse_version(text)
@@ -105,9 +105,9 @@ def _render_version(text: str, env: Env) -> tuple[int, int, int]:
 
 
 def cmd_plan(args: argparse.Namespace, env: Env) -> int:
-    from .diagnose import open_cluster
-    from .plan_actions import plan_lines
-    from .provision import plan_setup
+    from .provision.diagnose import open_cluster
+    from .provision.plan_actions import plan_lines
+    from .provision.setup import plan_setup
 
     config = load(args, env)
     plan = plan_setup(open_cluster(config), config)
@@ -120,9 +120,9 @@ def cmd_plan(args: argparse.Namespace, env: Env) -> int:
 
 def cmd_setup(args: argparse.Namespace, env: Env) -> int:
     from .credentials import connector_credential, credential_warnings, is_aws_managed
-    from .diagnose import open_cluster
-    from .provision import run_setup
-    from .verify import check
+    from .provision.diagnose import open_cluster
+    from .provision.setup import run_setup
+    from .provision.verify import check
 
     config = load(args, env)
     credential = connector_credential(config)
@@ -144,9 +144,9 @@ def cmd_setup(args: argparse.Namespace, env: Env) -> int:
 
 def cmd_verify(args: argparse.Namespace, env: Env) -> int:
     from .credentials import chain_secrets
-    from .diagnose import open_cluster
-    from .provision import run_verify
-    from .verify import check
+    from .provision.diagnose import open_cluster
+    from .provision.setup import run_verify
+    from .provision.verify import check
 
     config = load(args, env)
     env.secrets.update(chain_secrets(config))
@@ -160,9 +160,9 @@ def cmd_verify(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_status(args: argparse.Namespace, env: Env) -> int:
-    from .diagnose import open_cluster
-    from .provision import run_status
-    from .status import HEADERS
+    from .provision.diagnose import open_cluster
+    from .provision.setup import run_status
+    from .provision.status import HEADERS
 
     config = load(args, env)
     rows = run_status(open_cluster(config), config)
@@ -174,13 +174,13 @@ def cmd_status(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_teardown(args: argparse.Namespace, env: Env) -> int:
-    from .diagnose import open_cluster
     from .errors import ClusterError
-    from .teardown import teardown
+    from .provision.diagnose import open_cluster
+    from .provision.teardown import teardown
 
     config = load(args, env)
     if args.dry_run:
-        from .teardown import plan_teardown
+        from .provision.teardown import plan_teardown
 
         plan = plan_teardown(open_cluster(config), config, keep_index=args.keep_index)
         if args.json:
@@ -214,8 +214,8 @@ def cmd_teardown(args: argparse.Namespace, env: Env) -> int:
 
 def cmd_promote(args: argparse.Namespace, env: Env) -> int:
     from .credentials import chain_secrets
-    from .diagnose import open_cluster
-    from .promote import change_lines, check_index_name, run_promote, run_rollback
+    from .provision.diagnose import open_cluster
+    from .provision.promote import change_lines, check_index_name, run_promote, run_rollback
 
     config = load(args, env)
     env.secrets.update(chain_secrets(config))
@@ -239,9 +239,9 @@ def cmd_promote(args: argparse.Namespace, env: Env) -> int:
 
 def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Config) -> Callable[[], Any]:
     """The gate promote runs before it writes: eval at --depth on --queries/--qrels, --metric gain ≥ --require-gain."""
-    from .eval import check_depths, run_eval
-    from .eval_set import load_corpus, load_qrels, load_queries
-    from .gate import evaluate_gate
+    from .search.eval import check_depths, run_eval
+    from .search.eval_set import load_corpus, load_qrels, load_queries
+    from .search.gate import evaluate_gate
 
     if not args.queries or not args.qrels:
         raise UsageError("--require-gain needs --queries FILE and --qrels FILE to measure the gain on")
@@ -259,10 +259,10 @@ def _promote_gate(args: argparse.Namespace, env: Env, cluster: Any, config: Conf
 
 
 def cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
-    from .diagnose import open_cluster
-    from .eval_set import load_qrels, load_queries
-    from .preflight import read_cluster_info
-    from .workbench import apply_export, check_name, plan_export
+    from .provision.diagnose import open_cluster
+    from .provision.preflight import read_cluster_info
+    from .search.eval_set import load_qrels, load_queries
+    from .search.workbench import apply_export, check_name, plan_export
 
     config = load(args, env)
     name = check_name(args.name)
@@ -282,8 +282,8 @@ def cmd_workbench_export(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_search(args: argparse.Namespace, env: Env) -> int:
-    from .diagnose import open_cluster
-    from .search import format_search, load_query_json, run_search
+    from .provision.diagnose import open_cluster
+    from .search.query import format_search, load_query_json, run_search
 
     config = load(args, env)
     query, base = load_query_json(args.query_json) if args.query_json else (None, None)
@@ -299,11 +299,11 @@ def cmd_search(args: argparse.Namespace, env: Env) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, env: Env) -> int:
-    from .diagnose import open_cluster
-    from .eval import run_eval
-    from .eval_report import format_report, plot_report, require_matplotlib
-    from .eval_set import load_corpus, load_qrels, load_queries, parse_depths
-    from .gate import load_baseline
+    from .provision.diagnose import open_cluster
+    from .search.eval import run_eval
+    from .search.eval_report import format_report, plot_report, require_matplotlib
+    from .search.eval_set import load_corpus, load_qrels, load_queries, parse_depths
+    from .search.gate import load_baseline
 
     config = load(args, env)
     if args.plot:
@@ -336,8 +336,8 @@ def cmd_eval(args: argparse.Namespace, env: Env) -> int:
 def _eval_gate_and_capacity(args: argparse.Namespace, data: dict[str, Any], depths: Sequence[int],
                             baseline: dict[str, Any] | None) -> dict[str, Any]:
     """The gate (when --fail-under / --baseline / --max-p95-ms asked for it) and the capacity note (--target-qps)."""
-    from .capacity import capacity_note, pairs_per_second_from_eval
-    from .gate import evaluate_gate
+    from .search.capacity import capacity_note, pairs_per_second_from_eval
+    from .search.gate import evaluate_gate
 
     out: dict[str, Any] = {}
     if args.target_qps is not None:

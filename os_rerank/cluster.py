@@ -140,7 +140,7 @@ class Cluster:
             )
             return ClusterError(f"{method} {path}: {status} {reason}", fix=fix, status=status)
         if status == 403:  # authenticated, not allowed: name what is missing, never blame the credentials
-            from .permissions import explain_denied
+            from .provision.permissions import explain_denied
 
             return ClusterError(f"{method} {path}: {status} {reason}", fix=explain_denied(method, path, reason),
                                 status=status)

@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .aws.presets import PRESET_NAMES
 from .config_types import NonEmpty
 from .config_types import Strict as _Strict
-from .presets import PRESET_NAMES
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .events import Event, OnEvent
-from .render import Rendered
+from .provision.render import Rendered
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-import os_rerank.apply
 import os_rerank.cluster
+import os_rerank.provision.apply
 from tests.backends import (
     ACCESS_KEY,
     REAL_KINDS,
@@ -82,7 +82,7 @@ def opensearch_double(request: pytest.FixtureRequest) -> Iterator[OpenSearchDoub
 def aws_test_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Fast retries and polling; the recognisable fake AWS keys the test endpoints accept; no AWS config files."""
     monkeypatch.setattr(os_rerank.cluster, "RETRY_BASE_SECONDS", 0.01)
-    monkeypatch.setattr(os_rerank.apply, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(os_rerank.provision.apply, "POLL_SECONDS", 0.01)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -128,12 +128,12 @@ def _glue(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(autouse=True)
 def every_request_declared(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail any test in which os-rerank sent a request that os_rerank/permissions.py does not declare.
+    """Fail any test in which os-rerank sent a request that os_rerank/provision/permissions.py does not declare.
 
     The role `render --what role` prints comes from that table, so a request added without its row would be a
     permission the printed role lacks.
     """
-    from os_rerank.permissions import find_need
+    from os_rerank.provision.permissions import find_need
 
     undeclared: list[str] = []
     record = os_rerank.cluster.Cluster._record
@@ -145,4 +145,5 @@ def every_request_declared(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(os_rerank.cluster.Cluster, "_record", checked)
     yield
-    assert not undeclared, f"requests missing from os_rerank/permissions.py REQUESTS: {sorted(set(undeclared))}"
+    assert not undeclared, ("requests missing from os_rerank/provision/permissions.py REQUESTS: "
+                            f"{sorted(set(undeclared))}")

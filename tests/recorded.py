@@ -25,9 +25,16 @@ from typing import Any
 from os_rerank.config import load_config
 from os_rerank.contracts import get_contract
 from os_rerank.mlcommons import BASE as ML
-from os_rerank.render import connector_body, index_body, model_body, model_group_body, parse_version, pipeline_body
-from os_rerank.state import PRIVATE_IP as _PRIVATE
-from os_rerank.state import TRUSTED_REGEX as _TRUSTED
+from os_rerank.provision.render import (
+    connector_body,
+    index_body,
+    model_body,
+    model_group_body,
+    parse_version,
+    pipeline_body,
+)
+from os_rerank.provision.state import PRIVATE_IP as _PRIVATE
+from os_rerank.provision.state import TRUSTED_REGEX as _TRUSTED
 
 RECORDINGS = Path(__file__).resolve().parent / "data" / "recorded"
 INDEX, PIPELINE = "os-rerank-recorded", "os_rerank_recorded"

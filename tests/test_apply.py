@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-import os_rerank.apply
 import os_rerank.cluster
 import os_rerank.errors
 import os_rerank.mlcommons
-from os_rerank.apply import Event, apply_plan
+import os_rerank.provision.apply
 from os_rerank.cluster import Cluster
 from os_rerank.credentials import ConnectorCredential
 from os_rerank.errors import ClusterError, OsRerankError
-from os_rerank.plan import make_plan
-from os_rerank.state import ClusterState, Found
+from os_rerank.provision.apply import Event, apply_plan
+from os_rerank.provision.plan import make_plan
+from os_rerank.provision.state import ClusterState, Found
 from tests.support.plans import desired, empty, full, make_config
 from tests.support.scripted import Seq, Transport, cluster_for, error
 
@@ -47,7 +47,7 @@ SETTLED: list[tuple[str, Any, list[str], list[str]]] = []
 @pytest.fixture(autouse=True)
 def _fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os_rerank.cluster, "RETRY_BASE_SECONDS", 0.001)
-    monkeypatch.setattr(os_rerank.apply, "POLL_SECONDS", 0.001)
+    monkeypatch.setattr(os_rerank.provision.apply, "POLL_SECONDS", 0.001)
     SETTLED.clear()
 
     def settled(cluster: Cluster, kind: str, query: Any, *, present: Any = (), absent: Any = (), **_: Any) -> bool:
@@ -261,7 +261,7 @@ def test_an_unexpected_error_still_says_what_finished() -> None:
 
 
 def test_a_resource_kind_without_a_handler_sends_its_requests_and_passes_its_id_on() -> None:
-    from os_rerank.plan import CREATE, Action, Plan
+    from os_rerank.provision.plan import CREATE, Action, Plan
     from os_rerank.wire import Ref, Request
 
     plan = Plan((2, 19, 0), (

@@ -16,7 +16,7 @@ pytest.importorskip("moto", reason="moto[sagemaker] is needed for the AWS side (
 
 from moto import mock_aws  # noqa: E402
 
-from os_rerank import aws_endpoint  # noqa: E402
+from os_rerank.aws import endpoint as aws_endpoint  # noqa: E402
 from os_rerank.cli import main  # noqa: E402
 
 ACCESS_KEY = "AKIDEXAMPLE-os-rerank-cli"

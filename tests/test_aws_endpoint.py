@@ -21,8 +21,8 @@ moto = pytest.importorskip("moto", reason="moto[sagemaker] is needed for the AWS
 
 from moto import mock_aws  # noqa: E402
 
-from os_rerank import aws_endpoint  # noqa: E402
-from os_rerank.aws_endpoint import AwsClients, default_image_uri, deploy_endpoint, wait_for_endpoint  # noqa: E402
+from os_rerank.aws import endpoint as aws_endpoint  # noqa: E402
+from os_rerank.aws.endpoint import AwsClients, default_image_uri, deploy_endpoint, wait_for_endpoint  # noqa: E402
 from os_rerank.config import load_config  # noqa: E402
 from os_rerank.errors import AwsError, ConfigError  # noqa: E402
 from tests.support.aws import ROLE  # noqa: E402

@@ -24,12 +24,12 @@ pytest.importorskip("moto", reason="moto[sagemaker] is needed for the AWS side (
 
 from moto import mock_aws  # noqa: E402
 
-from os_rerank import aws_endpoint  # noqa: E402
-from os_rerank.aws_endpoint import AwsClients, deploy_endpoint  # noqa: E402
+from os_rerank.aws import endpoint as aws_endpoint  # noqa: E402
+from os_rerank.aws.archive import CODE_FILES, build_model_archive  # noqa: E402
+from os_rerank.aws.endpoint import AwsClients, deploy_endpoint  # noqa: E402
+from os_rerank.aws.plan import plan_deploy  # noqa: E402
 from os_rerank.config import load_config  # noqa: E402
-from os_rerank.endpoint_plan import plan_deploy  # noqa: E402
 from os_rerank.errors import AwsError, ConfigError, ExitStatus  # noqa: E402
-from os_rerank.model_archive import CODE_FILES, build_model_archive  # noqa: E402
 from tests.support.aws import ROLE  # noqa: E402
 
 REGION = "us-west-2"
@@ -268,7 +268,7 @@ def test_plan_json_is_json(tmp_path: Path, clients: AwsClients) -> None:
 
 def test_a_large_archive_goes_up_in_parts_with_its_hash(tmp_path: Path, clients: AwsClients,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from os_rerank import model_artifact
+    from os_rerank.aws import artifact as model_artifact
 
     monkeypatch.setattr(model_artifact, "_MULTIPART_THRESHOLD", 1024)  # the code-only archive is ~15 kB
     config = write(tmp_path, "  preset: ms-marco-minilm-l6\n")

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from os_rerank import dense, dense_query, dense_render
 from os_rerank.config import Config, load_config
 from os_rerank.errors import ConfigError, UsageError
-from os_rerank.plan import NO_CHANGE, Action
-from os_rerank.state import TRUSTED_REGEX, ClusterState
+from os_rerank.provision import dense, dense_render
+from os_rerank.provision.plan import NO_CHANGE, Action
+from os_rerank.provision.state import TRUSTED_REGEX, ClusterState
+from os_rerank.search import dense_query
 from os_rerank.wire import DEPLOY, Ref, Secret, placeholders
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")

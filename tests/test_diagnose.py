@@ -6,7 +6,7 @@ import pytest
 
 from os_rerank.cluster import Cluster
 from os_rerank.config import Config
-from os_rerank.diagnose import diagnose, diagnoser
+from os_rerank.provision.diagnose import diagnose, diagnoser
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
@@ -112,7 +112,7 @@ def test_diagnoser_binds_the_config_url_and_the_cluster_uses_it() -> None:
 
 
 def test_open_cluster_installs_the_diagnosis() -> None:
-    from os_rerank.diagnose import open_cluster
+    from os_rerank.provision.diagnose import open_cluster
 
     config = Config.model_validate({"sagemaker": {"region": "us-west-2", "endpoint_name": "os-rerank-cross-encoder",
                                                   "endpoint_url": URL}})

@@ -8,9 +8,9 @@ import pytest
 
 from os_rerank.config import Config, load_config
 from os_rerank.errors import ConfigError
-from os_rerank.eval import check_depths, run_eval
-from os_rerank.eval_report import Documents, EvalReport, RunScores, format_report
-from os_rerank.eval_set import Query, load_corpus, load_qrels, load_queries, parse_depths
+from os_rerank.search.eval import check_depths, run_eval
+from os_rerank.search.eval_report import Documents, EvalReport, RunScores, format_report
+from os_rerank.search.eval_set import Query, load_corpus, load_qrels, load_queries, parse_depths
 from tests.support.scripted import cluster_with
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
@@ -202,7 +202,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch: pytest.Monk
     import sys
 
     from os_rerank.errors import OsRerankError
-    from os_rerank.eval_report import plot_report
+    from os_rerank.search.eval_report import plot_report
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
     with pytest.raises(OsRerankError) as info:
@@ -213,7 +213,7 @@ def test_plot_without_matplotlib_says_how_to_install_it(monkeypatch: pytest.Monk
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="matplotlib not installed (the optional [plot] extra)")
-    from os_rerank.eval_report import plot_report
+    from os_rerank.search.eval_report import plot_report
 
     path = tmp_path / "eval.png"
     plot_report(_report(), path)

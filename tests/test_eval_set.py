@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from os_rerank.eval_set import load_corpus, load_qrels, load_queries
+from os_rerank.search.eval_set import load_corpus, load_qrels, load_queries
 from tests.fakes.search import tokens
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from os_rerank.capacity import MAX_UTILISATION, capacity_note, pairs_per_second_from_eval
 from os_rerank.errors import ClusterError, ConfigError, ExitStatus
-from os_rerank.gate import GateError, evaluate_gate, load_baseline
-from os_rerank.promote import IndexDefault, Promotion, plan_promote, plan_rollback
+from os_rerank.provision.promote import IndexDefault, Promotion, plan_promote, plan_rollback
+from os_rerank.search.capacity import MAX_UTILISATION, capacity_note, pairs_per_second_from_eval
+from os_rerank.search.gate import GateError, evaluate_gate, load_baseline
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 

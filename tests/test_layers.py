@@ -20,34 +20,48 @@ PACKAGE = Path(__file__).resolve().parent.parent / "os_rerank"
 
 # Bottom first. A module may import modules of its own layer or of a layer listed before it.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("facts: no I/O, no config", ["__init__", "errors", "contracts", "presets", "metrics", "capacity", "resources",
-                                  "model_archive", "documents", "gate", "mlcommons", "events", "wire",
-                                  "embedding_contracts", "eval_set", "plan_compare"]),
+    ("facts: no I/O, no config", ["__init__", "errors", "contracts", "aws.presets", "search.metrics",
+                                  "search.capacity", "resources", "aws.archive", "documents", "search.gate",
+                                  "mlcommons", "events", "wire", "embedding_contracts", "search.eval_set",
+                                  "provision.plan_compare"]),
     ("config and what only needs it", ["config", "config_types", "config_deploy", "config_embedding", "config_load",
-                                       "permissions", "credentials", "server", "local"]),
-    ("render: the exact requests, offline", ["render", "dense_render", "plan_actions"]),
-    ("transports: OpenSearch, the endpoint, AWS", ["cluster", "endpoint", "aws_calls", "model_artifact",
-                                                   "aws_spec", "aws_scaling", "aws_deploy", "aws_endpoint",
-                                                   "endpoint_plan", "iam", "output", "eval_report"]),
-    ("reads and checks against one cluster", ["lock", "window", "preflight", "diagnose", "access", "workbench",
-                                              "state"]),
-    ("decisions", ["plan", "dense", "dense_query", "search", "verify"]),
-    ("commands as library calls", ["apply", "rotate", "eval", "promote", "teardown", "status", "provision"]),
+                                       "provision.permissions", "credentials", "server", "local"]),
+    ("render: the exact requests, offline", ["provision.render", "provision.dense_render", "provision.plan_actions"]),
+    ("transports: OpenSearch, the endpoint, AWS", ["cluster", "endpoint", "aws.calls", "aws.artifact", "aws.spec",
+                                                   "aws.scaling", "aws.deploy", "aws.endpoint", "aws.plan", "aws.iam",
+                                                   "output", "search.eval_report"]),
+    ("reads and checks against one cluster", ["provision.lock", "provision.window", "provision.preflight",
+                                              "provision.diagnose", "provision.access", "search.workbench",
+                                              "provision.state"]),
+    ("decisions", ["provision.plan", "provision.dense", "search.dense_query", "search.query", "provision.verify"]),
+    ("commands as library calls", ["provision.apply", "provision.rotate", "search.eval", "provision.promote",
+                                   "provision.teardown", "provision.status", "provision.setup", "provision", "search",
+                                   "aws"]),
     ("the command line, and the README generated from it", ["cli", "cli_parser", "cli_commands", "cli_aws",
-                                                              "cli_local", "__main__", "docgen"]),
+                                                            "cli_local", "__main__", "docgen"]),
 ]
 # Narrower rules than the layer order: these units import only the named ones.
 ONLY: dict[str, set[str]] = {"server": {"contracts", "embedding_contracts"}}
 
 
+# The product folders whose modules are units of their own (provision.apply, search.eval, aws.deploy ...); server/
+# and local/ are products that import almost nothing of the rest, so each is one unit.
+PRODUCTS = ("provision", "search", "aws")
+
+
 def _units() -> dict[str, Path]:
-    """Every unit: a top-level module by name, or a sub-package by its folder name (its files, joined)."""
+    """Every unit: a top-level module, a module of a product folder (`provision.plan`; the folder's __init__ is
+    `provision`), or a sub-package counted whole (`server`, `local`)."""
     out: dict[str, Path] = {}
     for path in sorted(PACKAGE.iterdir()):
         if path.suffix == ".py":
             out[path.stem] = path
         elif path.is_dir() and (path / "__init__.py").exists():
-            out[path.name] = path
+            if path.name in PRODUCTS:
+                for module in sorted(path.glob("*.py")):
+                    out[path.name if module.stem == "__init__" else f"{path.name}.{module.stem}"] = module
+            else:
+                out[path.name] = path
     return out
 
 
@@ -64,32 +78,52 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
     return lines
 
 
+def _unit_of(dotted: list[str], units: set[str]) -> str | None:
+    """The unit that the module os_rerank.<dotted> belongs to (None: the package itself)."""
+    if not dotted:
+        return None
+    if dotted[0] in PRODUCTS and len(dotted) > 1 and f"{dotted[0]}.{dotted[1]}" in units:
+        return f"{dotted[0]}.{dotted[1]}"
+    return dotted[0]
+
+
 def imports_of(unit: str, path: Path, units: set[str], package: Path | None = None) -> dict[str, int]:
     """The units `unit` imports, each with the first line (in its file) that does."""
+    root = package or PACKAGE
     found: dict[str, int] = {}
     for file in _files(path):
-        depth = len(file.relative_to(package or PACKAGE).parts) - 1  # 0: os_rerank/x.py; 1: os_rerank/server/x.py
+        here = list(file.relative_to(root).with_suffix("").parts)  # os_rerank/<here>
+        package_parts = here[:-1]  # the package a relative import starts from
         tree = ast.parse(file.read_text(encoding="utf-8"))
         skip = _type_checking_lines(tree)
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)) or node.lineno in skip:
                 continue
-            targets: list[str] = []
+            targets: list[list[str]] = []
             if isinstance(node, ast.ImportFrom):
                 if node.level == 0:
                     if not (node.module or "").startswith("os_rerank"):
                         continue
-                    parts = (node.module or "").split(".")[1:]
-                elif node.level - 1 < depth:  # relative inside a sub-package: its own unit
-                    continue
+                    base = (node.module or "").split(".")[1:]
                 else:
-                    parts = (node.module or "").split(".") if node.module else []
-                targets = [parts[0]] if parts else [a.name if a.name in units else "__init__" for a in node.names]
+                    if node.level - 1 > len(package_parts):
+                        continue
+                    base = package_parts[: len(package_parts) - (node.level - 1)] + (
+                        node.module.split(".") if node.module else [])
+                if node.module is None or base == [] or (len(base) == 1 and base[0] in PRODUCTS):
+                    targets = [base + [a.name] for a in node.names]  # `from . import x`: x may be a module
+                else:
+                    targets = [base]
             elif isinstance(node, ast.Import):
-                targets = [a.name.split(".")[1] for a in node.names if a.name.startswith("os_rerank.")]
-            for target in targets:
-                if target != unit:
+                targets = [a.name.split(".")[1:] for a in node.names if a.name.startswith("os_rerank.")]
+            for dotted in targets:
+                target = _unit_of(dotted, units)
+                if target is None or target not in units:
+                    target = _unit_of(dotted[:-1], units) if len(dotted) > 1 else "__init__"
+                if target is not None and target != unit and target in units:
                     found.setdefault(target, node.lineno)
+                elif target is None and unit != "__init__":
+                    found.setdefault("__init__", node.lineno)
     return found
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from os_rerank import lock
 from os_rerank.config import Config
 from os_rerank.errors import ClusterError
+from os_rerank.provision import lock
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 

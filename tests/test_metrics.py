@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from os_rerank.metrics import dcg, hit_at_k, hit_rate, mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from os_rerank.search.metrics import dcg, hit_at_k, hit_rate, mrr_at_k, ndcg_at_k, percentile, recall_at_k
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 

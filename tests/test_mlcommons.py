@@ -70,7 +70,7 @@ def test_rotate_stops_at_once_on_every_failed_state_as_apply_does(state: str, mo
     """The disagreement this module ended: rotate used to poll a LOAD_FAILED model until its timeout."""
     import contextlib
 
-    from os_rerank import rotate
+    from os_rerank.provision import rotate
 
     monkeypatch.setattr(rotate.lock, "held", lambda *a, **k: contextlib.nullcontext())
     states = iter(["DEPLOYED", state])  # found deployed; after the credential update its deploy fails

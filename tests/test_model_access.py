@@ -159,7 +159,7 @@ def test_a_connector_update_keeps_the_backend_roles_it_is_not_sent(secured_backe
     what it is not sent (HttpConnector.update), so a mode alone leaves a public connector with roles."""
     from os_rerank.cluster import connect
     from os_rerank.config import load_config
-    from os_rerank.render import connector_body
+    from os_rerank.provision.render import connector_body
 
     backend = secured_backend
     path = backend.config(connector={"access": {"mode": "restricted", "backend_roles": ["admin"]}})

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from os_rerank import permissions as perm
 from os_rerank.config import load_config
+from os_rerank.provision import permissions as perm
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 

@@ -9,7 +9,7 @@ import pytest
 from os_rerank.config import Config
 from os_rerank.errors import ClusterError
 from os_rerank.mlcommons import PRIVATE_IP, TRUSTED_REGEX, Found, java_regex_quote, regex_admits, url_regex
-from os_rerank.plan import (
+from os_rerank.provision.plan import (
     CREATE,
     NO_CHANGE,
     REPLACE,
@@ -18,9 +18,9 @@ from os_rerank.plan import (
     desired_state,
     make_plan,
 )
-from os_rerank.plan_actions import plan_lines
-from os_rerank.render import KNOWN_AFTER_APPLY, Version
-from os_rerank.state import ClusterState, IndexState
+from os_rerank.provision.plan_actions import plan_lines
+from os_rerank.provision.render import KNOWN_AFTER_APPLY, Version
+from os_rerank.provision.state import ClusterState, IndexState
 from tests.support.plans import DEFAULTS, URL, desired, empty, full, live_connector
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
@@ -234,6 +234,6 @@ def test_plan_imports_without_boto3_or_opensearch_py() -> None:
     import sys
 
     code = ("import sys; sys.modules.update(boto3=None, botocore=None, opensearchpy=None); "
-            "import os_rerank.plan, os_rerank.state; print('ok')")
+            "import os_rerank.provision.plan, os_rerank.provision.state; print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr

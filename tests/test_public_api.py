@@ -16,7 +16,8 @@ import pytest
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")
 
-PACKAGES = ("os_rerank", "os_rerank.server", "os_rerank.local")
+PACKAGES = ("os_rerank", "os_rerank.provision", "os_rerank.search", "os_rerank.aws", "os_rerank.server",
+            "os_rerank.local")
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "public_api.txt"
 
 
@@ -65,9 +66,10 @@ def test_importing_a_package_loads_none_of_its_modules() -> None:
 def test_a_library_user_drives_the_flow_from_the_top_package() -> None:
     from os_rerank import apply_plan, connect, desired_state, load_config, make_plan, read_state, run_search
 
-    assert load_config.__module__ == "os_rerank.config" and make_plan.__module__ == "os_rerank.plan"
+    assert load_config.__module__ == "os_rerank.config" and make_plan.__module__ == "os_rerank.provision.plan"
     assert {f.__module__ for f in (apply_plan, connect, desired_state, read_state, run_search)} == {
-        "os_rerank.apply", "os_rerank.cluster", "os_rerank.plan", "os_rerank.state", "os_rerank.search"}
+        "os_rerank.provision.apply", "os_rerank.cluster", "os_rerank.provision.plan", "os_rerank.provision.state",
+        "os_rerank.search.query"}
     from os_rerank import cli  # a submodule that is not an export still imports as one
 
     assert cli.__name__ == "os_rerank.cli"

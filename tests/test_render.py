@@ -13,7 +13,7 @@ from os_rerank.cli import main
 from os_rerank.config import load_config
 from os_rerank.contracts import CONTRACT_NAMES, REQUEST_BODY, get_contract
 from os_rerank.errors import RenderError
-from os_rerank.render import (
+from os_rerank.provision.render import (
     KNOWN_AFTER_APPLY,
     client_config_for,
     parse_version,

@@ -32,8 +32,8 @@ from urllib.request import Request, urlopen
 
 import pytest
 
+from os_rerank.aws.archive import CODE_FILES, ModelDirError, build_model_archive, model_files
 from os_rerank.contracts import CONTRACT_NAMES, CONTRACTS
-from os_rerank.model_archive import CODE_FILES, ModelDirError, build_model_archive, model_files
 from os_rerank.server import inference
 from os_rerank.server.app import EndpointServer
 from os_rerank.server.scorers import load_scorer

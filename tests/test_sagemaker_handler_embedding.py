@@ -25,8 +25,8 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip ins
 pytest.importorskip("onnx", reason="onnx is not installed (pip install 'os-rerank[onnx]')")
 pytest.importorskip("transformers", reason="transformers is not installed (pip install 'os-rerank[serve]')")
 
+from os_rerank.aws.archive import build_model_archive  # noqa: E402
 from os_rerank.embedding_contracts import EMBEDDING_CONTRACT_NAMES, get_embedding_contract  # noqa: E402
-from os_rerank.model_archive import build_model_archive  # noqa: E402
 from os_rerank.server import inference  # noqa: E402
 from os_rerank.server.app import EndpointServer  # noqa: E402
 from os_rerank.server.embedders import SentenceEmbedder, cached_onnx  # noqa: E402

@@ -16,7 +16,7 @@ import pytest
 from os_rerank.cli import main
 from os_rerank.config import Config, load_config
 from os_rerank.errors import ClusterError, ConfigError
-from os_rerank.search import (
+from os_rerank.search.query import (
     build_search_body,
     default_window,
     first_stage_query,
@@ -199,7 +199,7 @@ def test_empty_query_text_is_refused_before_any_request(config: Config) -> None:
 
 def test_rerank_failure_shows_the_processors_reason_and_a_fix(config: Config) -> None:
     """The fix users see: the one remedy table's, installed on the cluster the CLI opens (diagnose.open_cluster)."""
-    from os_rerank.diagnose import diagnoser
+    from os_rerank.provision.diagnose import diagnoser
 
     cluster, _ = cluster_with((500, recorded("search_error_rerank_length")))
     cluster.diagnose = diagnoser(config)
@@ -232,7 +232,7 @@ def test_format_compare_table(config: Config) -> None:
 
 def test_format_aligns_korean_and_hindi() -> None:
     from os_rerank.output import display_width
-    from os_rerank.search import Hit, Page, SearchResult
+    from os_rerank.search.query import Hit, Page, SearchResult
 
     hits = (
         Hit(1, "ko", 0.9, {"passage_text": "대한민국의 수도는 서울이다."}),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from os_rerank.config import load_config
-from os_rerank.permissions import role_body
+from os_rerank.provision.permissions import role_body
 from tests.backends import Backend
 
 pytestmark = pytest.mark.unit  # layer 1 of the suite (README "Tests")

@@ -12,8 +12,8 @@ import pytest
 
 from os_rerank.errors import ClusterError
 from os_rerank.mlcommons import find_by_name
-from os_rerank.preflight import ClusterInfo, check_cluster, is_private_host, read_cluster_info
-from os_rerank.state import (
+from os_rerank.provision.preflight import ClusterInfo, check_cluster, is_private_host, read_cluster_info
+from os_rerank.provision.state import (
     PRIVATE_IP,
     TRUSTED_REGEX,
     read_index,

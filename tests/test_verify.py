@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, NoCredenti
 import os_rerank.cluster
 from os_rerank.endpoint import endpoint_error, score_documents
 from os_rerank.errors import ClusterError, EndpointError, VerifyError
-from os_rerank.verify import PROBES, check, compare_scores, float32, probe_documents, verify
+from os_rerank.provision.verify import PROBES, check, compare_scores, float32, probe_documents, verify
 from tests.support.plans import make_config
 from tests.support.scripted import Seq, cluster_for, error
 
@@ -157,7 +157,7 @@ def test_score_documents_failures(answer: Any, start: str) -> None:
 
 
 def test_report_lines_say_what_came_back() -> None:
-    from os_rerank.verify import VerifyReport
+    from os_rerank.provision.verify import VerifyReport
 
     ok = VerifyReport("m", "q", ["a", "b"], [0.5, 0.25], [0.5, 0.25], 1e-4, 0.0, top_hit="Washington, D.C. is",
                       expected_top="Washington")

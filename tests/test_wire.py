@@ -8,8 +8,8 @@ import pickle
 
 import pytest
 
-from os_rerank.plan import desired_state, make_plan
-from os_rerank.render import dumps, model_body, pipeline_body
+from os_rerank.provision.plan import desired_state, make_plan
+from os_rerank.provision.render import dumps, model_body, pipeline_body
 from os_rerank.wire import KNOWN_AFTER_APPLY, Ref, Request, Secret, fill, placeholders
 from tests.support.plans import empty, full, make_config
 
@@ -84,7 +84,7 @@ def test_every_change_of_a_plan_carries_its_requests_and_no_secret() -> None:
 
 
 def test_render_prints_the_plan_of_an_empty_cluster_byte_for_byte() -> None:
-    from os_rerank.render import render_requests
+    from os_rerank.provision.render import render_requests
 
     config = make_config(model={"description": "${connector_id} \"q\" 한국어"})
     plan = make_plan(desired_state(config, (2, 19, 0), endpoint_private=True), empty())

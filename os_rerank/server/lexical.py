@@ -2,19 +2,24 @@
 never imports torch, so that demos and tests run the endpoint end to end anywhere (`os-rerank serve` without
 --model). It speaks the same interface as the cross-encoder (scorers.Scorer).
 
-Not packaged into model.tar.gz (model_archive.py): the SageMaker handler always runs a model.
+Not packaged into model.tar.gz (aws/archive.py): the SageMaker handler always runs a model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
-from .scorers import Pair, Turn, no_turns
+# scorers.Pair and scorers.Turn, spelled here: scorers imports this module (load_scorer), not the other way round.
+Pair = tuple[str, str]
+Turn = Callable[[], AbstractContextManager[object]]
+
 
 # Scripts written without spaces between words (or, for Hangul, with particles glued to the noun): a word token
 # from them also yields its character bigrams, so "수도는" still matches "수도".
@@ -69,7 +74,7 @@ class LexicalScorer:
         self.bigram_weight = bigram_weight
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        return self.score_in_turns(pairs, no_turns)
+        return self.score_in_turns(pairs, contextlib.nullcontext)  # on its own: no turns to wait for
 
     def score_in_turns(self, pairs: Sequence[Pair], turn: Turn, *, chunk: int = 64) -> list[float]:
         """`score`, `chunk` documents or pairs per turn (see Scorer)."""

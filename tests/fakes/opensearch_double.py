@@ -124,7 +124,8 @@ class OpenSearchDouble:
 
     def writes(self, *, locks: bool = False) -> list[RecordedRequest]:
         """The recorded writes: PUT/POST/DELETE except `_search`, `_count`, `_predict`; os-rerank's lock index
-        (os_rerank/lock.py) is bookkeeping, left out unless `locks`, as os-rerank's own write count leaves it out."""
+        (os_rerank/provision/lock.py) is bookkeeping, left out unless `locks`, as os-rerank's own write count
+        leaves it out."""
         return [r for r in self.front.requests
                 if r.is_write and (locks or not r.path.startswith("/os-rerank-lock-"))]
 

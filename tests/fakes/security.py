@@ -2,7 +2,7 @@
 
 The action each request needs is this module's own record of what a real 2.19.1 node with the security plugin
 answered (observed by running every os-rerank command as a user whose role grew one 403 at a time), not a copy of
-os_rerank/permissions.py: where os-rerank's table is wrong, the double disagrees with it, as the node would.
+os_rerank/provision/permissions.py: where os-rerank's table is wrong, the double disagrees with it, as the node would.
 As on the node: a request needing several transport actions is refused naming the first missing one; a 401 has
 no body; a bulk answers 200 with a security_exception per document; authinfo names the user and its roles.
 """

@@ -1,6 +1,6 @@
 """The Search Relevance Workbench (opensearch-search-relevance, 3.1+): query sets and imported judgments.
 
-Modelled on opensearch-project/search-relevance 3.1.0.0 (see os_rerank/workbench.py for the files): the 403 while
+Modelled on opensearch-project/search-relevance 3.1.0.0 (see os_rerank/search/workbench.py for the files): the 403 while
 `plugins.search_relevance.workbench_enabled` is not true, the name and description checks, the list answered as a
 search response, and a rating that must be a string. Storage is immediate (no search lag modelled).
 """

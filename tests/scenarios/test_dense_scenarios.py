@@ -1,5 +1,5 @@
-"""The dense and hybrid first stages through the CLI (config `embedding`, os_rerank/dense.py): setup, search with each
-first stage, eval, a rerun with 0 writes, the dimension-mismatch plan error, and teardown.
+"""The dense and hybrid first stages through the CLI (config `embedding`, os_rerank/provision/dense.py):
+setup, search with each first stage, eval, a rerun with 0 writes, the dimension-mismatch plan error, and teardown.
 
 The embedding endpoint is tests/fakes/embedder.py's hashed bag-of-words stand-in (16 dimensions), served over HTTP
 as the rerank endpoints are; on the real node it listens on a fixed port per slot, so the connector URL (and the

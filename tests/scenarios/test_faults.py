@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from os_rerank.render import render_requests
+from os_rerank.provision.render import render_requests
 from tests.backends import Backend
 
 pytestmark = pytest.mark.scenario  # layer 4 of the suite (README "Tests")

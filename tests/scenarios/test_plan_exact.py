@@ -20,8 +20,8 @@ import pytest
 from os_rerank.cluster import Call, Cluster, connect
 from os_rerank.config import load_config
 from os_rerank.credentials import connector_credential
-from os_rerank.dense import RESOURCES
-from os_rerank.provision import SetupResult, run_setup
+from os_rerank.provision.dense import RESOURCES
+from os_rerank.provision.setup import SetupResult, run_setup
 from tests.backends import ACCESS_KEY, SECRET_KEY, Backend
 from tests.fakes.embedder import EmbeddingEndpoint
 from tests.support.dense import dense_config

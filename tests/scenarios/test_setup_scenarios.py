@@ -224,7 +224,8 @@ def test_back_to_back_commands_see_each_others_writes(backend: Backend) -> None:
 
 def test_two_setups_at_once_make_one_of_each(backend: Backend) -> None:
     """Two processes set up the same config at the same moment: one makes everything, the other waits for its lock
-    (os_rerank/lock.py) and then finds nothing to do. Without the lock each made its own connector and model."""
+    (os_rerank/provision/lock.py) and then finds nothing to do. Without the lock each made its own connector
+    and model."""
     import json
     import os
     import subprocess

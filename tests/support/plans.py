@@ -6,9 +6,9 @@ import copy
 from typing import Any
 
 from os_rerank.config import Config
-from os_rerank.plan import Desired, desired_state, url_regex
-from os_rerank.render import Version
-from os_rerank.state import ClusterState, Found, IndexState
+from os_rerank.provision.plan import Desired, desired_state, url_regex
+from os_rerank.provision.render import Version
+from os_rerank.provision.state import ClusterState, Found, IndexState
 
 URL = "http://10.0.0.5:8080/endpoints/os-rerank-cross-encoder/invocations"
 
