@@ -24,8 +24,8 @@ from .config_embedding import EmbeddingConfig as EmbeddingConfig
 from .config_load import ENV_OVERRIDES as ENV_OVERRIDES  # re-exported: the command line's epilog lists them
 from .config_load import Lines, apply_env, format_error, read_yaml, secret_problems
 from .config_types import ENDPOINT_NAME_PATTERN as _ENDPOINT_NAME
-from .config_types import INVOCATIONS_PATH as _INVOCATIONS_PATH
 from .config_types import REGION_PATTERN as REGION_PATTERN  # re-exported: the command line checks --region with it
+from .config_types import EndpointAddress
 from .config_types import NonEmpty as NonEmpty
 from .config_types import Strict as _Strict
 from .config_types import http_url as http_url
@@ -78,7 +78,7 @@ class OpenSearchConfig(_Strict):
         return http_url(v)
 
 
-class SageMakerConfig(_Strict):
+class SageMakerConfig(EndpointAddress):
     region: Annotated[str, Field(pattern=_REGION)] = Field(
         description="The endpoint's AWS region (AWS_REGION overrides it).")
     endpoint_name: Annotated[str, Field(pattern=_ENDPOINT_NAME)] | None = Field(
@@ -97,28 +97,6 @@ class SageMakerConfig(_Strict):
     max_batch: Annotated[int, Field(ge=1, le=1000)] = Field(
         default=100, description=(
             "Documents per endpoint call: the largest page `search --window` may send through the reranker."))
-
-    @field_validator("endpoint_url", "local_endpoint_url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        return None if v is None else http_url(v)
-
-    @model_validator(mode="after")
-    def _name_known(self) -> SageMakerConfig:
-        if self.endpoint_name is None and self.endpoint_url is None:
-            raise ValueError("set endpoint_name (or endpoint_url, the full invocation URL)")
-        if self.endpoint_name is None and not _INVOCATIONS_PATH.search(str(self.endpoint_url)):
-            raise ValueError("endpoint_url must end in /endpoints/<name>/invocations, or set endpoint_name too")
-        return self
-
-    @property
-    def name(self) -> str:
-        """The endpoint's name, as boto3's invoke_endpoint wants it."""
-        if self.endpoint_name:
-            return self.endpoint_name
-        match = _INVOCATIONS_PATH.search(str(self.endpoint_url))
-        assert match is not None  # guaranteed by _name_known
-        return match.group(1)
 
     @property
     def connector_url(self) -> str:

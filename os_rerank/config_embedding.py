@@ -6,17 +6,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from .config_types import ENDPOINT_NAME_PATTERN as _ENDPOINT_NAME
-from .config_types import INVOCATIONS_PATH as _INVOCATIONS_PATH
 from .config_types import REGION_PATTERN as _REGION
-from .config_types import NonEmpty, http_url
-from .config_types import Strict as _Strict
+from .config_types import EndpointAddress, NonEmpty
 from .embedding_contracts import EMBEDDING_CONTRACT_NAMES
 
 
-class EmbeddingConfig(_Strict):
+class EmbeddingConfig(EndpointAddress):
     """The dense first stage (dense.py): an embedding endpoint, its connector and model, an ingest pipeline, a k-NN
     index of the sample documents, and the search pipelines that combine BM25 and neural scores before the rerank."""
 
@@ -51,28 +49,6 @@ class EmbeddingConfig(_Strict):
         0.3, description="weight of the BM25 score in the hybrid combination (the neural score gets 1 - this)")
     k: Annotated[int, Field(ge=1, le=10000)] = Field(
         100, description="nearest neighbours a neural query asks for (the most a dense first stage can return)")
-
-    @field_validator("endpoint_url", "local_endpoint_url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        return None if v is None else http_url(v)
-
-    @model_validator(mode="after")
-    def _name_known(self) -> EmbeddingConfig:
-        if self.endpoint_name is None and self.endpoint_url is None:
-            raise ValueError("set endpoint_name (or endpoint_url, the full invocation URL)")
-        if self.endpoint_name is None and not _INVOCATIONS_PATH.search(str(self.endpoint_url)):
-            raise ValueError("endpoint_url must end in /endpoints/<name>/invocations, or set endpoint_name too")
-        return self
-
-    @property
-    def name(self) -> str:
-        """The endpoint's name, as boto3's invoke_endpoint wants it."""
-        if self.endpoint_name:
-            return self.endpoint_name
-        match = _INVOCATIONS_PATH.search(str(self.endpoint_url))
-        assert match is not None  # guaranteed by _name_known
-        return match.group(1)
 
     def connector_url(self, region: str) -> str:
         """The URL in the embedding connector's predict action (`region`: the resolved one)."""
