@@ -1,4 +1,9 @@
-"""Apply a plan: the only module that writes to the cluster.
+"""Apply a plan: every write `setup` makes goes through here.
+
+The other writers are plans of their own or say why they are not: teardown runs its plan (teardown.run_teardown,
+`teardown --dry-run` prints it), rotate-credentials sends undeploy -> credential update -> deploy through
+mlcommons' shared lifecycle, and eval loads its corpus index (search/eval.py, search/dense_query.py) outside any
+plan, since that index is eval's scratch space, not a resource setup manages.
 
 Apply sends the requests the plan carries (wire.py), and only those: it fills in the ids earlier steps created and
 the credential, and sends each body as text. It renders nothing, so `os-rerank plan --json` is what is sent
