@@ -62,7 +62,7 @@ def cmd_render(args: argparse.Namespace, env: Env) -> int:
         return ExitStatus.OK
     if args.operator_arn is not None:
         raise UsageError("--operator-arn goes with --what iam")
-    if args.what == "dense":  # the dense first stage (config `embedding`, dense.py)
+    if args.what == "dense":  # the dense first stage (config `embedding`, dense_render.py)
         from .provision.dense_render import render_requests as render_dense
 
         print_rendered(env, render_dense(config, version=version))

@@ -117,6 +117,24 @@ def test_a_fresh_dense_plan_carries_its_requests_with_placeholders(tmp_path: Pat
     assert (bulk.content_type, bulk.body) == ("application/x-ndjson", dense_render.documents_text(config))
 
 
+def test_an_embedding_model_in_another_model_group_is_replaced(tmp_path: Path) -> None:
+    """As the rerank model is: a model.group change moves both models (and teardown then finds the old group empty)."""
+    from os_rerank.mlcommons import Found
+    from os_rerank.provision.plan import NO_CHANGE as SAME
+    from os_rerank.provision.plan import REPLACE
+
+    config = _config(tmp_path)
+    live_connector = Action(SAME, "embedding connector", "os-rerank sagemaker embedding", "matches", id="c1")
+    model = Found("e1", {"name": "os-rerank embedding", "connector_id": "c1", "model_group_id": "g-old",
+                         "model_state": "DEPLOYED"})
+    state = dense.DenseState((), (model,), None, None, None, None)
+    replaced = dense._model(config, state, live_connector, "g-new")
+    assert replaced.kind == REPLACE and replaced.reason.startswith("embedding model is in model group g-old")
+    assert [r.method for r in replaced.requests] == ["POST", "DELETE", "POST", "POST"]  # undeploy, delete, register
+    assert dense._model(config, state, live_connector, "g-old").kind == SAME
+    assert dense._model(config, state, live_connector, None).kind == SAME  # no group asked: ML Commons' own one
+
+
 def test_first_stages(tmp_path: Path) -> None:
     config = _config(tmp_path, k=50)
     lexical = {"match": {"passage_text": {"query": "q"}}}

@@ -1,6 +1,6 @@
 """model.tar.gz on S3 for `endpoint deploy` with os-rerank's handler: the bucket, the key, the upload, the cleanup.
 
-The archive (model_archive.py) is content-addressed: its key is `<s3_prefix>/<endpoint>/<first 16 hex of its
+The archive (archive.py) is content-addressed: its key is `<s3_prefix>/<endpoint>/<first 16 hex of its
 SHA-256>/model.tar.gz`, and the whole SHA-256 is in the object's metadata (`x-amz-meta-sha256`). So an unchanged
 deploy finds the object with HeadObject and uploads nothing, a changed model or handler gets a new key (and so a
 new SageMaker model), and `endpoint delete` removes exactly the objects under the endpoint's prefix whose keys

@@ -1,7 +1,7 @@
 """`endpoint deploy`: make the endpoint of config.deploy exist, InService, with matching settings.
 
-With os-rerank's handler (model_artifact.uses_handler: every contract but the stock container's, or a local
-model directory), the model also gets a model.tar.gz on S3 (model_archive.py, model_artifact.py), named by its
+With os-rerank's handler (artifact.uses_handler: every contract but the stock container's, or a local
+model directory), the model also gets a model.tar.gz on S3 (archive.py, artifact.py), named by its
 content hash, uploaded only when it is not there yet.
 
 Idempotent by name: it reads the endpoint, its endpoint config and model; when their settings (image,

@@ -213,12 +213,15 @@ def _model(config: Config, state: DenseState, connector: Action, model_group_id:
     if live is None:
         return Action(CREATE, EMBEDDING_MODEL, n.model, "no embedding model with this name; register it and deploy",
                       body=body, requests=register)
-    if connector.kind == CREATE or live.connector_id != connector.id:
+    moved = isinstance(model_group_id, str) and live.model_group_id != model_group_id
+    if connector.kind == CREATE or live.connector_id != connector.id or isinstance(model_group_id, Ref) or moved:
+        why = (f"embedding model uses connector {live.connector_id}" if live.connector_id != connector.id or
+               connector.kind == CREATE else f"embedding model is in model group {live.model_group_id}")
         # delete first, so a re-run never finds two models with our name
         delete = Request("DELETE", ml.path(ml.MODELS, live.id), missing_ok=True, target=live.id)
-        return Action(REPLACE, EMBEDDING_MODEL, n.model, f"embedding model uses connector {live.connector_id}"
-                      "; register a new model, deploy it, delete the old one", body=body, id=live.id,
-                      related=(live.id,), requests=(_undeploy(live.id), delete, *register))
+        return Action(REPLACE, EMBEDDING_MODEL, n.model, f"{why}; undeploy and delete it, register a new one and "
+                      "deploy it", body=body, id=live.id, related=(live.id,),
+                      requests=(_undeploy(live.id), delete, *register))
     if live.model_state != ml.DEPLOYED:
         return Action(UPDATE, EMBEDDING_MODEL, n.model, f"embedding model is {live.model_state}; deploy it",
                       id=live.id, requests=(_deploy(live.id),))
@@ -353,9 +356,6 @@ def settle(cluster: Cluster, config: Config, created: dict[str, list[str]]) -> N
         present = created.get("dense:" + kind, [])
         if present:
             ml.await_search(cluster, kind, ml.name_query(name), present=present)
-
-
-# --- teardown --------------------------------------------------------------------------------------------------------
 
 
 # --- status ----------------------------------------------------------------------------------------------------------

@@ -266,7 +266,7 @@ def run_teardown(cluster: Cluster, plan: TeardownPlan, report: TeardownReport | 
             item = _run_step(cluster, action, report.notes)
         if action.resource == "default pipeline" and item.outcome == FAILED:
             released = False
-        if action.resource == "connector" and item.outcome == FAILED and action.id is not None:
+        if action.resource in ("connector", "embedding connector") and item.outcome == FAILED and action.id:
             remaining.append(action.id)
         if action.kind is not None and item.outcome in (DELETED, GONE) and action.id is not None:
             deleted.setdefault((action.kind, action.name), []).append(action.id)

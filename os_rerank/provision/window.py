@@ -1,6 +1,6 @@
 """Windowed reranking in the pipeline itself: rerank the top K, return the top N, for every caller.
 
-The rerank processor reorders only the page a search asks for (search.py). With `pipeline.oversample: F` the
+The rerank processor reorders only the page a search asks for (search/query.py). With `pipeline.oversample: F` the
 pipeline gains two processors of OpenSearch's search-pipeline-common module (2.12+):
 - `oversample` (request): the shards are asked for ceil(size × F) hits; the size asked for is kept in the
   pipeline's context (`original_size`);

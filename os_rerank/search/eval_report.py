@@ -43,7 +43,7 @@ class RunScores:
     p50_ms: float
     p95_ms: float
     searches: int
-    first_stage: str = "lexical"  # what found the hits (dense.py): lexical, dense or hybrid
+    first_stage: str = "lexical"  # what found the hits (dense_query.py): lexical, dense or hybrid
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -65,7 +65,7 @@ class SearchResult:
     baseline: Page | None = None
     min_score: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
-    first_stage: str = "lexical"  # what found the hits (dense.py)
+    first_stage: str = "lexical"  # what found the hits (dense_query.py)
 
     def to_json(self, fields: Sequence[str] = ()) -> dict[str, Any]:
         """The result as plain JSON data (what `search --json` prints)."""
@@ -289,7 +289,8 @@ def run_search(
 ) -> SearchResult:
     """The top `size` of `window` hits reranked by the configured pipeline (and, with `compare`, the run without).
 
-    `first_stage` (lexical, dense, hybrid; dense.py) picks what finds the hits; default: what the config provisions.
+    `first_stage` (lexical, dense, hybrid; dense_query.py) picks what finds the hits; default: what the config
+    provisions.
     """
     if not query_text.strip():
         raise ConfigError(["the query text is empty: the reranker needs a query to compare documents with"])

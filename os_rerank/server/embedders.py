@@ -262,7 +262,8 @@ class SentenceEmbedder:
             return self._onnx(batch)
         torch = self._torch
         with torch.inference_mode():
-            tensors = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
+            names = set(getattr(self.tokenizer, "model_input_names", batch))  # DistilBERT takes no token_type_ids
+            tensors = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items() if key in names}
             return self.model(**tensors).last_hidden_state.float().cpu().numpy()
 
 
