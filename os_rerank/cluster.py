@@ -11,6 +11,7 @@ Every request os-rerank makes to OpenSearch goes through `Cluster.request`, whic
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -182,6 +183,9 @@ def _short(exc: Exception) -> str:
     return text[:200]
 
 
+_log = logging.getLogger("os_rerank.cluster")
+
+
 def _connection_class() -> Any:
     from opensearchpy import RequestsHttpConnection
 
@@ -207,6 +211,15 @@ def _connection_class() -> Any:
                 return settings
 
             session.merge_environment_settings = merged  # type: ignore[method-assign]
+
+        def _raise_warnings(self, warning_headers: Any) -> None:
+            """A real node answers some requests with a Warning header (on 2.19.1, ML Commons' own searches of its
+            system indices now and then: "this request accesses system indices: [.plugins-ml-connector], but in a
+            future major version, direct access to system indices will be prevented by default"). opensearch-py
+            turns each into a Python warning, which would print a stray line (or fail under -W error); they are
+            the cluster's notes about its own internals, so they go to the debug log instead."""
+            for header in warning_headers or ():
+                _log.debug("warning from the cluster: %s", header)
 
     return Connection
 

@@ -35,6 +35,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     statuses: list[int] = []
     seen_auth: list[str | None] = []
+    warning: str | None = None  # a Warning header to send, as a real node does now and then
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.seen_auth.append(self.headers.get("Authorization"))
@@ -49,6 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
+        if self.warning:
+            self.send_header("Warning", self.warning)
         self.end_headers()
         self.wfile.write(data)
 
@@ -209,3 +212,17 @@ def test_a_write_is_not_retried_after_an_unknown_outcome(tmp_path: Path) -> None
     with pytest.raises(ClusterError):
         cluster.request("POST", "/_plugins/_ml/connectors/_create", body={"name": "x"})
     assert len(cluster.calls) == 1  # a blind retry could create a second connector
+
+
+def test_a_warning_header_is_neither_an_error_nor_a_stray_line(http_server: tuple[str, type[_Handler]],
+                                                                 caplog: pytest.LogCaptureFixture,
+                                                                 tmp_path: Path) -> None:
+    """2.19.1 answers some of ML Commons' searches with a system-index Warning; opensearch-py would make it a Python
+    warning (an error under this suite's -W error, a stray stderr line for users). It goes to the debug log."""
+    url, handler = http_server
+    handler.warning = ('299 OpenSearch-2.19.1-abc "this request accesses system indices: [.plugins-ml-connector], '
+                       'but in a future major version, direct access to system indices will be prevented by default"')
+    cluster = cluster_module.connect(load_config(write_config(tmp_path, url), env={}))
+    with caplog.at_level("DEBUG", logger="os_rerank.cluster"):
+        assert cluster.request("GET", "/")["version"]["number"] == "2.19.0"
+    assert any("accesses system indices" in r.getMessage() for r in caplog.records)
