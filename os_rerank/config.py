@@ -327,5 +327,17 @@ def _embedding_problems(config: Config, name: str, lines: dict[tuple[str, ...], 
                    "index.fields; pick another name for the vectors")
     if emb.index == config.index.name:
         out.append(f"{at('index')}: embedding.index: {emb.index} is index.name; the k-NN index must be its own")
+    elif emb.index == f"{config.index.name}-eval":
+        out.append(f"{at('index')}: embedding.index: {emb.index} is the index eval loads; the k-NN index must be "
+                   "its own")
+    # Each path finds its resources by name: a name shared by both would make setup rewrite one with the other.
+    shared = [("connector_name", emb.connector_name, "connector.name", config.connector.name),
+              ("model_name", emb.model_name, "model.name", config.model.name),
+              ("hybrid_pipeline", emb.hybrid_pipeline, "pipeline.name", config.pipeline.name),
+              ("hybrid_pipeline", f"{emb.hybrid_pipeline}_rerank", "pipeline.name", config.pipeline.name),
+              ("ingest_pipeline", emb.ingest_pipeline, "pipeline.name", config.pipeline.name)]
+    for key, ours, other_key, other in shared:
+        if ours == other:
+            out.append(f"{at(key)}: embedding.{key}: {ours} is also {other_key}; the dense path needs its own name")
     return out
 

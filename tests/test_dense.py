@@ -43,6 +43,12 @@ def test_the_example_section_loads_when_uncommented(tmp_path: Path) -> None:
     ({"text_field": "nope"}, "embedding.text_field: nope not in index.fields (passage_text)"),
     ({"vector_field": "passage_text"}, "embedding.vector_field: passage_text is a text field in index.fields"),
     ({"index": "my-test-data"}, "embedding.index: my-test-data is index.name"),
+    ({"index": "my-test-data-eval"}, "embedding.index: my-test-data-eval is the index eval loads"),
+    ({"model_name": "os-rerank cross-encoder"}, "embedding.model_name: os-rerank cross-encoder is also model.name"),
+    ({"connector_name": "os-rerank sagemaker cross-encoder"}, "embedding.connector_name: os-rerank sagemaker "
+     "cross-encoder is also connector.name"),
+    ({"hybrid_pipeline": "rerank_pipeline_sagemaker"}, "embedding.hybrid_pipeline: rerank_pipeline_sagemaker is also "
+     "pipeline.name"),
     ({"contract": "hf-text-classification"}, "embedding.contract: must be one of"),
     ({"lexical_weight": 1.0}, "embedding.lexical_weight"),
     ({"dimension": 0}, "embedding.dimension"),
