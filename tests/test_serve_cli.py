@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from os_rerank.cli import main
+from tests.support.serve import read_banner
 
 pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 
@@ -81,20 +82,13 @@ def test_serve_subprocess_end_to_end(tmp_path: Path) -> None:
            "--endpoint-name", "cli-ep", "--record", str(record), "serve"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        banner = []
-        for _ in range(10):
-            line = proc.stdout.readline()
-            banner.append(line)
-            if line.startswith("listening on ") or not line:
-                break
+        banner, url = read_banner(proc)
         assert banner[:4] == [
             "scorer    lexical (BM25 + ordered bigrams over the request's documents; no model weights)\n",
             "contract  pairs-scores (POST /invocations)\n",
             "endpoint  POST /endpoints/cli-ep/invocations\n",
             "sigv4     verified for access key AKIDCLITEST, region us-west-2, on every POST route\n",
         ]
-        url = banner[-1].removeprefix("listening on ").strip()
         assert url.startswith("http://127.0.0.1:")
         c = boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-west-2",
                          aws_access_key_id="AKIDCLITEST", aws_secret_access_key="sekrit")

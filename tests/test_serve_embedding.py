@@ -37,6 +37,7 @@ from os_rerank.server.app import EndpointServer  # noqa: E402
 from os_rerank.server.embedders import MODEL_CACHE_ENV, SentenceEmbedder, load_embedder  # noqa: E402
 from os_rerank.server.lexical import LexicalScorer  # noqa: E402
 from tests.fakes.bert_reference import build_tiny_bert, reference_embeddings  # noqa: E402
+from tests.support.serve import read_banner
 
 pytestmark = pytest.mark.endpoint  # layer 3 of the suite (README "Tests")
 
@@ -203,19 +204,12 @@ def test_serve_subprocess_embedding_only(tiny: Path, tmp_path: Path) -> None:
            "--embedding-only", "--embedding-contract", "tei-embed"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        banner = []
-        for _ in range(10):
-            line = proc.stdout.readline()
-            banner.append(line)
-            if line.startswith("listening on ") or not line:
-                break
+        banner, url = read_banner(proc)
         assert banner[:3] == [
             "embedder  embedding tiny-bert (32 dimensions, mean pooling, L2-normalised, max 24 tokens, onnxruntime)\n",
             "contract  tei-embed (POST /invocations, /embed)\n",
             "endpoint  POST /endpoints/os-rerank-embedding/invocations\n",
         ]
-        url = banner[-1].removeprefix("listening on ").strip()
         status, answer = post(url + "/embed", json.dumps({"inputs": TEXTS[:2]}).encode())
         assert status == 200
         assert_reference(answer, tiny, TEXTS[:2])
