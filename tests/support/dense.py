@@ -33,7 +33,7 @@ def embedders() -> Iterator[dict[str, EmbeddingEndpoint]]:
         endpoint.stop()
 
 
-@pytest.fixture(params=["fake", "real"])
+@pytest.fixture(params=["fake", "real", "real-secure"])
 def dense_backend(request: pytest.FixtureRequest, tmp_path: Path, aws_test_env: None) -> Iterator[Backend]:
     if request.param == "fake":
         yield from start_fake_backend(request.getfixturevalue("mlcommons_glue"), tmp_path)
