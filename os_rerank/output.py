@@ -7,10 +7,12 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .events import Event, OnEvent
-from .provision.render import Rendered
+
+if TYPE_CHECKING:  # annotations only: render imports jinja2, which `--help` and serve do not need
+    from .provision.render import Rendered
 
 
 @dataclass

@@ -47,3 +47,14 @@ def test_help_text_is_unchanged(command: tuple[str, ...], monkeypatch: pytest.Mo
     if os.environ.get("OS_RERANK_UPDATE_HELP"):
         snapshot.write_text(out.getvalue(), encoding="utf-8")
     assert (out.getvalue(), err.getvalue()) == (snapshot.read_text(encoding="utf-8"), "")
+
+
+def test_help_imports_no_heavy_library() -> None:
+    """`--help` is the first thing a user runs: it must not pay for jinja2 (render), boto3 or opensearch-py."""
+    import subprocess
+
+    code = ("import io, sys; from os_rerank.cli import main; "
+            "main(['--help'], environ={}, stdout=io.StringIO(), stderr=io.StringIO()); "
+            "print(sorted(m for m in ('jinja2', 'boto3', 'opensearchpy', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
